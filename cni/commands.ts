@@ -1,0 +1,107 @@
+// berth-ipam's commands. The skel in shared/cni has already checked the environment, the
+// network name and the version; each command here reads like the spec's description of it.
+import type { CniHandlers, CniRequest } from "../shared/cni/dispatch.ts";
+import { CniError, internal, invalidConfig, notAvailable, unknownContainer } from "../shared/cni/errors.ts";
+import { prevResultAddresses, type IpamResult, type IpConfig, type JsonObject } from "../shared/cni/result.ts";
+import { allocate, nextFree } from "./allocator.ts";
+import { dataDirOf, loadIpamConfig, type IpamConfig } from "./config.ts";
+import { formatIp, ipEq, parseIp, type Ip } from "./ip.ts";
+import { rangeSetContains, rangeSetString } from "./range-set.ts";
+import { readResolvConf } from "./resolv-conf.ts";
+import { withStore, type OpenStore } from "./store/open.ts";
+import type { Attachment } from "./store/store.ts";
+
+const attachment = (req: CniRequest): Attachment => ({ containerId: req.env.containerId, ifname: req.env.ifname });
+
+/**
+ * One address per range set. A repeated ADD of the same attachment gets the addresses it already
+ * holds (host-local refuses with "duplicate allocation"); anything it held that is no longer
+ * wanted is freed. It all happens in one transaction: on any error nothing changes.
+ */
+async function allocateAll(store: OpenStore, conf: IpamConfig, att: Attachment): Promise<IpConfig[]> {
+  const held = await store.releaseById(att);
+  const requested = [...conf.requested];
+  const out: IpConfig[] = [];
+  for (const [idx, set] of conf.rangeSets.entries()) {
+    const i = requested.findIndex((ip) => rangeSetContains(set, ip));
+    const want: Ip | undefined = i >= 0 ? requested.splice(i, 1)[0] : held.find((r) => rangeSetContains(set, r.ip))?.ip;
+    try {
+      out.push(await allocate(store, set, conf.exclude, att, want));
+    } catch (e) {
+      if (e instanceof CniError && e.code !== internal("").code) throw e;
+      throw internal(`failed to allocate for range ${idx}: ${(e as Error).message}`);
+    }
+  }
+  if (requested.length > 0) {
+    throw internal(`failed to allocate all requested IPs: ${requested.map(formatIp).join(" ")}`);
+  }
+  return out;
+}
+
+async function add(req: CniRequest): Promise<IpamResult> {
+  const conf = loadIpamConfig(req);
+  const dns = conf.resolvConf ? readResolvConf(conf.resolvConf) : {};
+  const ips = (await withStore(conf.dataDir, req.name, true, (s) => allocateAll(s, conf, attachment(req)))) ?? [];
+  return { ips, routes: conf.routes, dns };
+}
+
+/** DEL needs only the attachment: it works with a broken or changed ipam config, and on unknowns. */
+async function del(req: CniRequest): Promise<void> {
+  await withStore(dataDirOf(req.config), req.name, false, (s) => s.releaseById(attachment(req)));
+}
+
+/** CHECK: the attachment holds addresses, and exactly the ones prevResult says it was given. */
+async function check(req: CniRequest): Promise<void> {
+  const att = attachment(req);
+  const held = (await withStore(dataDirOf(req.config), req.name, false, (s) => s.getById(att))) ?? [];
+  if (held.length === 0) throw unknownContainer(`berth-ipam: failed to find address added by container ${att.containerId}`);
+  if (req.config.prevResult === undefined) return;
+  const prev = prevResultAddresses(req.config.prevResult).map((a) => parseIp(a));
+  for (const ip of prev) {
+    if (!ip || !held.some((r) => ipEq(r.ip, ip))) {
+      throw invalidConfig(`berth-ipam: address ${ip ? formatIp(ip) : "(invalid)"} in prevResult is not reserved for ${att.containerId}/${att.ifname}`);
+    }
+  }
+  for (const r of held) {
+    if (!prev.some((ip) => ip && ipEq(ip, r.ip))) {
+      throw invalidConfig(`berth-ipam: address ${formatIp(r.ip)} reserved for ${att.containerId}/${att.ifname} is missing from prevResult`);
+    }
+  }
+}
+
+/** The attachments GC must keep (SPEC.md GC: cni.dev/valid-attachments; a nil list is null). */
+function validAttachments(config: JsonObject): Attachment[] {
+  const list = config["cni.dev/valid-attachments"];
+  if (list === null) return [];
+  if (!Array.isArray(list)) throw invalidConfig("GC requires cni.dev/valid-attachments (a list of {containerID, ifname})");
+  return list.map((a, i) => {
+    const o = a as JsonObject | null;
+    if (typeof o !== "object" || o === null || typeof o.containerID !== "string" || typeof o.ifname !== "string") {
+      throw invalidConfig(`cni.dev/valid-attachments[${i}] must be {"containerID": string, "ifname": string}`);
+    }
+    return { containerId: o.containerID, ifname: o.ifname };
+  });
+}
+
+async function gc(req: CniRequest): Promise<void> {
+  const valid = validAttachments(req.config);
+  const keep = (a: Attachment) =>
+    valid.some((v) => v.containerId === a.containerId && (v.ifname === a.ifname || a.ifname === ""));
+  await withStore(dataDirOf(req.config), req.name, false, async (s) => {
+    for (const a of await s.listAttachments()) if (!keep(a)) await s.releaseById(a);
+  });
+}
+
+/** STATUS: an ADD could be served now, i.e. every range set still has a free address. */
+async function status(req: CniRequest): Promise<void> {
+  const conf = loadIpamConfig(req);
+  await withStore(conf.dataDir, req.name, false, async (s) => {
+    for (const set of conf.rangeSets) {
+      if (!(await nextFree(s, set, rangeSetString(set), conf.exclude))) {
+        throw notAvailable(`no IP addresses available in range set: ${rangeSetString(set)}`);
+      }
+    }
+  });
+}
+
+export const commands: CniHandlers = { add, del, check, gc, status };

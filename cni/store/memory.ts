@@ -1,0 +1,60 @@
+// An in-memory Store for unit tests of the allocator and commands (host-local's testing fake).
+import { ipCmp, ipKey, withValue, type Ip } from "../ip.ts";
+import type { Attachment, Reservation, Store } from "./store.ts";
+
+export type MemoryStore = Store & { reservations: Map<string, Reservation>; cursors: Map<string, Ip> };
+
+const key = (ip: Ip) => Buffer.from(ipKey(ip)).toString("hex");
+const owns = (r: Reservation, a: Attachment) => r.containerId === a.containerId && (r.ifname === a.ifname || r.ifname === "");
+
+export function memoryStore(initial: Reservation[] = []): MemoryStore {
+  const reservations = new Map(initial.map((r) => [key(r.ip), r]));
+  const cursors = new Map<string, Ip>();
+  return {
+    reservations,
+    cursors,
+    async transaction(fn) {
+      const saved = { r: new Map(reservations), c: new Map(cursors) };
+      try {
+        return await fn();
+      } catch (e) {
+        reservations.clear();
+        saved.r.forEach((v, k) => reservations.set(k, v));
+        cursors.clear();
+        saved.c.forEach((v, k) => cursors.set(k, v));
+        throw e;
+      }
+    },
+    async reserve(r) {
+      if (reservations.has(key(r.ip))) return false;
+      reservations.set(key(r.ip), r);
+      cursors.set(r.rangeSet, r.ip);
+      return true;
+    },
+    async releaseById(a) {
+      const gone = [...reservations.values()].filter((r) => owns(r, a));
+      for (const r of gone) reservations.delete(key(r.ip));
+      return gone;
+    },
+    async getById(a) {
+      return [...reservations.values()].filter((r) => r.containerId === a.containerId && r.ifname === a.ifname);
+    },
+    async lastReserved(rangeSet) {
+      return cursors.get(rangeSet);
+    },
+    async firstFree(lo, hi) {
+      for (let v = lo.value; v <= hi.value; v++) {
+        const ip = withValue(lo, v);
+        if (!reservations.has(key(ip))) return ip;
+      }
+      return undefined;
+    },
+    async listAttachments() {
+      const seen = new Map<string, Attachment>();
+      for (const r of [...reservations.values()].sort((a, b) => ipCmp(a.ip, b.ip))) {
+        seen.set(`${r.containerId}\n${r.ifname}`, { containerId: r.containerId, ifname: r.ifname });
+      }
+      return [...seen.values()];
+    },
+  };
+}
