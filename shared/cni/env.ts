@@ -55,7 +55,7 @@ export function parseEnv(env: Env): CniEnv {
   const ifname = env.CNI_IFNAME ?? "";
   if (ifname !== "" || REQUIRED[command].includes("CNI_IFNAME")) {
     const bad = validateIfname(ifname);
-    if (bad) throw invalidEnv(bad, ifname);
+    if (bad) throw invalidEnv(bad); // the skel gives no details here
   }
   return {
     command,
