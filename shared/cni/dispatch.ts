@@ -29,8 +29,9 @@ export type RunOptions = {
   env?: Record<string, string | undefined>;
   /** First line of the about text printed when a person runs the plugin without CNI_COMMAND. */
   about: string;
-  /** Reads stdin; replaceable in unit tests. */
+  /** Reads stdin and writes the streams; replaceable in unit tests. */
   stdin?: () => ReturnType<typeof readStdin>;
+  write?: { stdout(text: string): void; stderr(text: string): void };
 };
 
 function errorJson(version: string, e: CniError): string {
@@ -115,8 +116,9 @@ async function dispatch(handlers: CniHandlers, env: CniEnv, text: string, state:
 /** Runs one CNI invocation and returns the process exit code (0, or 1 after printing an error). */
 export async function runCni(handlers: CniHandlers, opts: RunOptions): Promise<number> {
   const envVars = opts.env ?? process.env;
+  const out = opts.write ?? { stdout: writeStdout, stderr: writeStderr };
   if (!envVars.CNI_COMMAND) {
-    writeStderr(`${opts.about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(", ")}\n`);
+    out.stderr(`${opts.about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(", ")}\n`);
     return 0;
   }
   const state = { version: LATEST_VERSION as string };
@@ -128,12 +130,11 @@ export async function runCni(handlers: CniHandlers, opts: RunOptions): Promise<n
         ? decodingFailure(`error unmarshall network config: input too large (${input.detail})`)
         : decodingFailure(`error reading network config from stdin: ${input.detail}`);
     }
-    const out = await dispatch(handlers, env, input.text, state);
-    if (out) writeStdout(out);
+    const text = await dispatch(handlers, env, input.text, state);
+    if (text) out.stdout(text);
     return 0;
   } catch (e) {
-    const err = toCniError(e);
-    writeStdout(errorJson(state.version, err));
+    out.stdout(errorJson(state.version, toCniError(e)));
     return 1;
   }
 }
