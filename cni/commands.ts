@@ -1,7 +1,7 @@
 // berth-ipam's commands. The skel in shared/cni has already checked the environment, the
 // network name and the version; each command here reads like the spec's description of it.
 import type { CniHandlers, CniRequest } from "../shared/cni/dispatch.ts";
-import { CniError, internal, invalidConfig, notAvailable, unknownContainer } from "../shared/cni/errors.ts";
+import { CniError, ErrorCode, internal, invalidConfig, notAvailable, unknownContainer } from "../shared/cni/errors.ts";
 import { prevResultAddresses, type IpamResult, type IpConfig, type JsonObject } from "../shared/cni/result.ts";
 import { allocate, nextFree } from "./allocator.ts";
 import { dataDirOf, loadIpamConfig, type IpamConfig } from "./config.ts";
@@ -28,7 +28,8 @@ async function allocateAll(store: OpenStore, conf: IpamConfig, att: Attachment):
     try {
       out.push(await allocate(store, set, conf.exclude, att, want));
     } catch (e) {
-      if (e instanceof CniError && e.code !== internal("").code) throw e;
+      // host-local's wording for allocation failures; anything else (busy store, I/O) passes as is.
+      if (e instanceof CniError && e.code !== ErrorCode.Internal) throw e;
       throw internal(`failed to allocate for range ${idx}: ${(e as Error).message}`);
     }
   }
