@@ -5,16 +5,11 @@ import { build } from "esbuild";
 import { execFileSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
+import { PROGRAMS, type Program } from "./programs.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const dist = join(root, "dist");
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
-
-export type Program = { name: string; entry: string };
-export const PROGRAMS: Program[] = [
-  { name: "berth-ipam", entry: "cni/main.ts" },
-  { name: "berth-credential-provider", entry: "credential-provider/main.ts" },
-];
 
 function gitCommit(): string {
   try {
