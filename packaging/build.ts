@@ -11,11 +11,12 @@ const root = resolve(import.meta.dirname, "..");
 const dist = join(root, "dist");
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
 
+/** The commit built from, marked "-dirty" when the work tree differs from it. */
 function gitCommit(): string {
+  const git = (...args: string[]) => execFileSync("git", args, { cwd: root, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
   try {
-    return execFileSync("git", ["rev-parse", "--short=12", "HEAD"], { cwd: root, stdio: ["ignore", "pipe", "ignore"] })
-      .toString()
-      .trim();
+    const sha = git("rev-parse", "--short=12", "HEAD");
+    return git("status", "--porcelain", "--untracked-files=no") === "" ? sha : `${sha}-dirty`;
   } catch {
     return "unknown";
   }

@@ -9,7 +9,7 @@
 // thing to run on every node.
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { ioFailure, tryAgainLater } from "../../shared/cni/errors.ts";
 import { ipFromKey, ipKey, withValue } from "../ip.ts";
 import { importHostLocalRecords, releaseHostLocalFiles } from "./host-local-import.ts";
@@ -44,6 +44,8 @@ function isBusy(e: unknown): boolean {
 }
 
 function openDb(path: string): DatabaseSync {
+  // Loaded here, not at start-up: VERSION, --version and the about text never touch the store.
+  const { DatabaseSync } = process.getBuiltinModule("node:sqlite") as typeof import("node:sqlite");
   const db = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS });
   // WAL: readers never block the writer, and a killed writer's half transaction is discarded.
   // synchronous=FULL syncs every commit so a reservation survives power loss too.

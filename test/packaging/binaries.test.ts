@@ -22,7 +22,7 @@ function copied(): Map<string, string> {
   return out;
 }
 
-const LINE = /^(berth-[a-z-]+) (\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?) \(commit ([0-9a-f]{12}|unknown)\)\n$/;
+const LINE = /^(berth-[a-z-]+) (\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?) \(commit ([0-9a-f]{12}(?:-dirty)?|unknown)\)\n$/;
 
 /** `env -i BIN --version`: the literal clean environment, through env(1). */
 const version = (bin: string) => run("/usr/bin/env", ["-i", bin, "--version"]);
