@@ -1,0 +1,43 @@
+// GetAuthorizationToken output -> username and password, with the anchor's error messages.
+// Pure, so the SDK stays out of the unit tests and off the cache-hit path.
+
+export type Token = { username: string; password: string; /** epoch ms */ expiresAt: number | undefined };
+export type TokenResult = { ok: true; value: Token } | { ok: false; error: string };
+
+type AuthData = { authorizationToken?: string | undefined; expiresAt?: Date | undefined };
+
+export function decodeAuthorizationToken(token: string, expiresAt: Date | undefined): TokenResult {
+  const decoded = Buffer.from(token, "base64").toString("utf8");
+  const colon = decoded.indexOf(":");
+  if (colon < 0) return { ok: false, error: "error parsing username and password from authorization token" };
+  const t = expiresAt?.getTime();
+  return {
+    ok: true,
+    value: { username: decoded.slice(0, colon), password: decoded.slice(colon + 1), expiresAt: t !== undefined && Number.isFinite(t) ? t : undefined },
+  };
+}
+
+/** ecr: `authorizationData` is a list; the anchor uses the first entry. */
+export function tokenFromEcrOutput(output: { authorizationData?: AuthData[] | undefined } | null | undefined): TokenResult {
+  if (output === null || output === undefined) return { ok: false, error: "response output from ECR was nil" };
+  const data = output.authorizationData;
+  if (!data || data.length === 0) return { ok: false, error: "authorization data was empty" };
+  const first = data[0];
+  if (!first?.authorizationToken) return { ok: false, error: "authorization token in response was nil" };
+  return decodeAuthorizationToken(first.authorizationToken, first.expiresAt);
+}
+
+/** ecr-public: `authorizationData` is one object. */
+export function tokenFromEcrPublicOutput(output: { authorizationData?: AuthData | undefined } | null | undefined): TokenResult {
+  if (output === null || output === undefined) return { ok: false, error: "response output from ECR was nil" };
+  const data = output.authorizationData;
+  if (!data) return { ok: false, error: "authorization data was empty" };
+  if (!data.authorizationToken) return { ok: false, error: "authorization token in response was nil" };
+  return decodeAuthorizationToken(data.authorizationToken, data.expiresAt);
+}
+
+/** The anchor: half of the token's remaining life, in whole seconds; no expiry -> 0 (do not cache). */
+export function halfLifeSeconds(expiresAt: number | undefined, now: number): number {
+  if (expiresAt === undefined) return 0;
+  return Math.max(0, Math.floor((expiresAt - now) / 2000));
+}
