@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startAwsEndpoint } from "../test/helpers/aws-endpoint.ts";
 import { CREDENTIAL_PROVIDER } from "../test/helpers/exec.ts";
+import { quantile } from "./stats.ts";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 40);
 const CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
@@ -26,11 +27,6 @@ function timed(file: string, args: string[], env: Record<string, string>, stdin:
   });
 }
 
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const i = Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1));
-  return s[i] as number;
-}
 
 const endpoint = await startAwsEndpoint();
 const cacheRoot = mkdtempSync(join(tmpdir(), "berth-bench-"));

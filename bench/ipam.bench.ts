@@ -12,6 +12,7 @@ import { IPAM_PLUGIN } from "../test/helpers/exec.ts";
 import { formatIp } from "../cni/ip.ts";
 import { canonicalizeRangeSet, rangeSetString } from "../cni/range-set.ts";
 import { openSqliteStore } from "../cni/store/sqlite.ts";
+import { stats } from "./stats.ts";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 30);
 const FULL = 60_000;
@@ -58,12 +59,6 @@ async function fill(p: Pool, n: number): Promise<void> {
   }
 }
 
-const quantile = (xs: number[], q: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
-};
-type Stats = { median: number; p95: number; n: number };
-const stats = (xs: number[]): Stats => ({ median: quantile(xs, 0.5), p95: quantile(xs, 0.95), n: xs.length });
 
 async function concurrentAdds(p: Pool, n: number, tag: string): Promise<number> {
   const t0 = process.hrtime.bigint();

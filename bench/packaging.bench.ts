@@ -12,6 +12,7 @@ import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, r
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CREDENTIAL_PROVIDER, IPAM_PLUGIN } from "../test/helpers/exec.ts";
+import { quantile, type Stats as FullStats } from "./stats.ts";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 40);
 const RSS_RUNS = 5;
@@ -31,12 +32,7 @@ function exec(c: Case, wrap?: string[]): Promise<{ ms: number; code: number }> {
   });
 }
 
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
-}
-
-type Stats = { median: number; p95: number };
+type Stats = Pick<FullStats, "median" | "p95">;
 
 /** Rounds that run every case once each, so a load change on the machine hits all of them alike. */
 async function timings(cases: Case[]): Promise<Map<Case, Stats>> {

@@ -1,20 +1,15 @@
 // What berth does beyond host-local (the issue's "Beyond host-local" list, from users' top
 // complaints in ../shared/reference/cni-spec.md). Under the reference stage these are skipped:
 // host-local does none of them, and checklist.test.ts asserts its own behaviour where it differs.
-import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { addresses, cni, netconf, removeDir, snapshot, tempDir } from "../helpers/cni.ts";
+import { addresses, cni, netconf, snapshot, suiteWithDir, type DirCtx } from "../helpers/cni.ts";
 import { underTestIsReference } from "../helpers/peers.ts";
 
 const REF = underTestIsReference();
-type Ctx = { dir: string };
-const s = suite<Ctx>("beyond host-local");
-s.before.each((ctx) => {
-  ctx.dir = tempDir();
-});
-s.after.each((ctx) => removeDir(ctx.dir));
+type Ctx = DirCtx;
+const s = suiteWithDir("beyond host-local");
 const test = (name: string, fn: (ctx: Ctx) => Promise<void>) => (REF ? s.skip(`${name} (berth only)`, fn) : s(name, fn));
 
 const ok = (r: { code: number; stdout: string; stderr: string }) => assert.is(r.code, 0, `exit ${r.code}: ${r.stdout}${r.stderr}`);

@@ -2,23 +2,18 @@
 // against the built binary exactly as a runtime runs it. The suite also runs against Debian's
 // host-local (stage "reference"); where berth differs on purpose, the test says so and asserts
 // the reference's own behaviour there.
-import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { addresses, cni, netconf, removeDir, tempDir } from "../helpers/cni.ts";
+import { addresses, cni, netconf, suiteWithDir, type DirCtx } from "../helpers/cni.ts";
 import { underTestIsReference } from "../helpers/peers.ts";
 
 const REF = underTestIsReference();
 /** host-local reports every error as a plain Go error (999); berth uses the spec's code 7 for config. */
 const CONFIG_ERROR = REF ? 999 : 7;
 
-type Ctx = { dir: string };
-const test = suite<Ctx>("host-local checklist");
-test.before.each((ctx) => {
-  ctx.dir = tempDir();
-});
-test.after.each((ctx) => removeDir(ctx.dir));
+type Ctx = DirCtx;
+const test = suiteWithDir("host-local checklist");
 
 const ok = (r: { code: number; stdout: string; stderr: string }) => assert.is(r.code, 0, `exit ${r.code}: ${r.stdout}${r.stderr}`);
 

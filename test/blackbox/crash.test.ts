@@ -1,22 +1,17 @@
 // Kills: any plugin process can be killed at any instant (a runtime's timeout, OOM, a reboot).
 // No kill may leave a half-written reservation, leak an address for ever, or lose one.
-import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { addresses, cni, netconf, removeDir, tempDir } from "../helpers/cni.ts";
+import { addresses, cni, netconf, suiteWithDir, type DirCtx } from "../helpers/cni.ts";
 import { IPAM_PLUGIN } from "../helpers/exec.ts";
 import { underTestIsReference } from "../helpers/peers.ts";
 
 const REF = underTestIsReference();
-type Ctx = { dir: string };
-const s = suite<Ctx>("crash safety");
-s.before.each((ctx) => {
-  ctx.dir = tempDir();
-});
-s.after.each((ctx) => removeDir(ctx.dir));
+type Ctx = DirCtx;
+const s = suiteWithDir("crash safety");
 const test = (name: string, fn: (ctx: Ctx) => Promise<void>) => (REF ? s.skip(`${name} (berth store only)`, fn) : s(name, fn));
 
 /** Starts an ADD and SIGKILLs it after delayMs; resolves with its stdout (possibly empty). */

@@ -1,18 +1,13 @@
 // The CNI protocol as the skel owns it (SPEC.md "Parameters", "Error codes", "Version"): env
 // validation, decoding, version negotiation, result shapes per version, errors on stdout only.
-import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { addresses, cni, netconf, removeDir, snapshot, tempDir } from "../helpers/cni.ts";
+import { addresses, cni, netconf, snapshot, suiteWithDir, type DirCtx } from "../helpers/cni.ts";
 import { underTestIsReference } from "../helpers/peers.ts";
 
 const REF = underTestIsReference();
 
-type Ctx = { dir: string };
-const test = suite<Ctx>("protocol");
-test.before.each((ctx) => {
-  ctx.dir = tempDir();
-});
-test.after.each((ctx) => removeDir(ctx.dir));
+type Ctx = DirCtx;
+const test = suiteWithDir("protocol");
 
 /** An error the spec's way: exit 1, one JSON object on stdout with code and msg, nothing else there. */
 function assertCniError(r: Awaited<ReturnType<typeof cni>>, code: number, msg?: string | RegExp): void {

@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
+import { suite, type Test } from "uvu";
 import { execBinary, IPAM_PLUGIN, type ExecResult } from "./exec.ts";
 
 export type CniCall = {
@@ -96,4 +97,16 @@ export function addresses(json: Record<string, unknown> | undefined): string[] {
     if (b?.ip) out.push(b.ip);
   }
   return out;
+}
+
+export type DirCtx = { dir: string };
+
+/** A uvu suite whose every test gets a fresh scratch directory (its dataDir), removed afterwards. */
+export function suiteWithDir(name: string): Test<DirCtx> {
+  const s = suite<DirCtx>(name);
+  s.before.each((ctx) => {
+    ctx.dir = tempDir();
+  });
+  s.after.each((ctx) => removeDir(ctx.dir));
+  return s;
 }
