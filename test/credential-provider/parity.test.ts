@@ -1,5 +1,6 @@
 // ecr-credential-provider's own test cases (reference: "Its test cases (parity checklist)"),
 // against the local ECR/ECR Public/STS endpoint that checks each call's SigV4 credential scope.
+import { ANCHOR_NON_MATCHES } from "../helpers/ecr-hosts.ts";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { parseGoDuration } from "../../shared/kubelet/duration.ts";
@@ -191,18 +192,7 @@ for (const [host, region] of grid) {
   });
 }
 
-const nonMatches = [
-  "foobar",
-  "12345678901.dkr.ecr.us-west-2.amazonaws.com",
-  "1234567890123.dkr.ecr.us-west-2.amazonaws.com",
-  "12345678901a.dkr.ecr.us-west-2.amazonaws.com",
-  "123456789012.dkr.ecr.us-west-2!.amazonaws.com",
-  "123456789012.dkr.ecr.us-west-2.amazonaws.hacker.com",
-  "123456789012.dkr.ecr.us-west-2.amazonaws.lol",
-  "123456789012.dog.ecr.us-west-2.amazonaws.com",
-  "123456789012.dkr.cat.us-west-2.amazonaws.com",
-  "123456789012.dkr.ecr.us-iso-east-1.amazonaws.gov",
-];
+const nonMatches = ANCHOR_NON_MATCHES;
 test("8. regex non-matches go to the default region (\"!\" parses as a host character, as in Go)", async () => {
   for (const host of nonMatches) {
     const before = ep.calls.length;
