@@ -92,7 +92,7 @@ const programs: { name: string; cases: Case[] }[] = [
   },
   {
     name: "berth-credential-provider",
-    cases: [{ program: "berth-credential-provider", label: "`--version` (CLI path, loads yargs)", file: PROVIDER, args: ["--version"], env: {}, stdin: "" }],
+    cases: [{ program: "berth-credential-provider", label: "`--version`", file: PROVIDER, args: ["--version"], env: {}, stdin: "" }],
   },
 ];
 

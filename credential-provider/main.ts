@@ -8,6 +8,7 @@ import { decodeRequest, encodeResponse } from "../shared/kubelet/codec.ts";
 import { loadConfig, wantsCli, type Env } from "./config.ts";
 import { getCredentials } from "./provider.ts";
 import { addSecret, safeLine } from "./secrets.ts";
+import { versionLine } from "../shared/build-info.ts";
 
 export const PROGRAM = "berth-credential-provider";
 
@@ -57,6 +58,11 @@ async function serve(argv: string[], env: Env): Promise<number> {
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
   try {
+    // The one CLI answer that needs no parser: keeps `--version` (install checks, probes) at start-up cost.
+    if (argv.length === 1 && argv[0] === "--version") {
+      writeStdout(`${versionLine(PROGRAM)}\n`);
+      return 0;
+    }
     if (wantsCli(argv, stdinIsTerminal())) {
       const { runCli } = await import("./cli.ts");
       return await runCli(argv, process.env);

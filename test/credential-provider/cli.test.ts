@@ -27,7 +27,7 @@ const pkgVersion = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"))
 test("--version prints the version and the commit", async () => {
   const r = await run("", {}, ["--version"]);
   assert.is(r.code, 0);
-  assert.match(r.stdout, new RegExp(`^berth-credential-provider ${pkgVersion.replace(/\./g, "\\.")} \\(commit (?:[0-9a-f]{7,40}|unknown)\\)\\n$`));
+  assert.match(r.stdout, new RegExp(`^berth-credential-provider ${pkgVersion.replace(/\./g, "\\.")} \\(commit (?:[0-9a-f]{7,40}(?:-dirty)?|unknown)\\)\\n$`));
 });
 
 test("--help lists the commands and every flag with its environment variable", async () => {
