@@ -1,5 +1,5 @@
 // A range set: the ranges one address is allocated from (host-local RangeSet).
-import { formatIp, type Family, type Ip } from "./ip.ts";
+import type { Family, Ip } from "./ip.ts";
 import { canonicalizeRange, rangeContains, rangesOverlap, rangeString, RangeConfigError, type Range, type RangeInput } from "./range.ts";
 
 export type RangeSet = readonly Range[];
@@ -31,8 +31,4 @@ export const rangeSetContains = (s: RangeSet, ip: Ip): boolean => rangeFor(s, ip
 
 export function rangeSetsOverlap(a: RangeSet, b: RangeSet): boolean {
   return a.some((r1) => b.some((r2) => rangesOverlap(r1, r2)));
-}
-
-export function notInRangeSetMessage(s: RangeSet, ip: Ip): string {
-  return `${formatIp(ip)} not in range set ${rangeSetString(s)}`;
 }
