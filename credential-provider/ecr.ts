@@ -6,7 +6,7 @@ import { Agent as HttpsAgent } from "node:https";
 import type { Env } from "./config.ts";
 import type { FetchPlan } from "./ecr-registry.ts";
 import { addSecret } from "./secrets.ts";
-import { tokenFromEcrOutput, tokenFromEcrPublicOutput, type Token } from "./token.ts";
+import { tokenFromEcrOutput, tokenFromEcrPublicOutput, type Token, type TokenResult } from "./token.ts";
 
 /** Per attempt; the SDK retries (3 attempts) and the caller's deadline bounds the whole run. */
 export const CONNECT_TIMEOUT_MS = 3_000;
@@ -96,6 +96,27 @@ export function clientConfig(plan: FetchPlan, env: Env, credentials?: StaticCred
   };
 }
 
+/** One GetAuthorizationToken call: its output checked, SDK errors turned into one safe message. */
+async function getToken<Out>(
+  service: string,
+  where: string,
+  signal: AbortSignal,
+  client: { destroy(): void },
+  send: () => Promise<Out>,
+  parse: (out: Out) => TokenResult,
+): Promise<Token> {
+  try {
+    const t = parse(await send());
+    if (!t.ok) throw new FetchError(t.error);
+    return t.value;
+  } catch (e) {
+    if (e instanceof FetchError || signal.aborted) throw e;
+    throw new FetchError(`${service} GetAuthorizationToken ${where} failed: ${describe(e)}`);
+  } finally {
+    client.destroy();
+  }
+}
+
 /** GetAuthorizationToken for the plan's registry, as the plan's identity. */
 export async function fetchToken(plan: FetchPlan, env: Env, signal: AbortSignal): Promise<Token> {
   const credentials = await assumeRole(plan, env, signal);
@@ -103,29 +124,11 @@ export async function fetchToken(plan: FetchPlan, env: Env, signal: AbortSignal)
   if (plan.api === "ecr-public") {
     const { ECRPUBLICClient, GetAuthorizationTokenCommand } = await import("@aws-sdk/client-ecr-public");
     const client = new ECRPUBLICClient(clientConfig(plan, env, credentials));
-    try {
-      const out = await client.send(new GetAuthorizationTokenCommand({}), { abortSignal: signal });
-      const t = tokenFromEcrPublicOutput(out);
-      if (!t.ok) throw new FetchError(t.error);
-      return t.value;
-    } catch (e) {
-      if (e instanceof FetchError || signal.aborted) throw e;
-      throw new FetchError(`ECR Public GetAuthorizationToken ${where} failed: ${describe(e)}`);
-    } finally {
-      client.destroy();
-    }
+    const send = () => client.send(new GetAuthorizationTokenCommand({}), { abortSignal: signal });
+    return getToken("ECR Public", where, signal, client, send, tokenFromEcrPublicOutput);
   }
   const { ECRClient, GetAuthorizationTokenCommand } = await import("@aws-sdk/client-ecr");
   const client = new ECRClient(clientConfig(plan, env, credentials));
-  try {
-    const out = await client.send(new GetAuthorizationTokenCommand({}), { abortSignal: signal });
-    const t = tokenFromEcrOutput(out);
-    if (!t.ok) throw new FetchError(t.error);
-    return t.value;
-  } catch (e) {
-    if (e instanceof FetchError || signal.aborted) throw e;
-    throw new FetchError(`ECR GetAuthorizationToken ${where} failed: ${describe(e)}`);
-  } finally {
-    client.destroy();
-  }
+  const send = () => client.send(new GetAuthorizationTokenCommand({}), { abortSignal: signal });
+  return getToken("ECR", where, signal, client, send, tokenFromEcrOutput);
 }
