@@ -7,6 +7,8 @@ import { pathToFileURL } from "node:url";
 import { suite } from "uvu";
 
 const HOST_LOCAL = "/usr/lib/cni/host-local";
+// Not helpers/peers.ts's inCI(): importing it would load helpers/exec.ts, which fixes the plugin
+// under test, before BERTH_IPAM is set below (static imports run first).
 const inCI = !["", "0", "false"].includes((process.env.CI ?? "").toLowerCase());
 
 if (!existsSync(HOST_LOCAL)) {
