@@ -14,7 +14,12 @@ import { quantile } from "./stats.ts";
 const RUNS = Number(process.env.BENCH_RUNS ?? 40);
 const CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
 
-function timed(file: string, args: string[], env: Record<string, string>, stdin: string): Promise<{ ms: number; code: number; stdout: string }> {
+function timed(
+  file: string,
+  args: string[],
+  env: Record<string, string>,
+  stdin: string,
+): Promise<{ ms: number; code: number; stdout: string }> {
   return new Promise((done, fail) => {
     const t0 = process.hrtime.bigint();
     const child = spawn(file, args, { env: { PATH: CLEAN_PATH, ...env }, stdio: ["pipe", "pipe", "ignore"] });
@@ -27,7 +32,6 @@ function timed(file: string, args: string[], env: Record<string, string>, stdin:
   });
 }
 
-
 const endpoint = await startAwsEndpoint();
 const cacheRoot = mkdtempSync(join(tmpdir(), "berth-bench-"));
 const request = JSON.stringify({
@@ -39,9 +43,16 @@ const warmDir = join(cacheRoot, "warm");
 const env = endpoint.env();
 const cases: { name: string; run: (i: number) => Promise<{ ms: number; code: number; stdout: string }> }[] = [
   { name: "`node -e 0` (baseline)", run: () => timed(process.execPath, ["-e", "0"], {}, "") },
-  { name: "warm: disk-cache hit", run: () => timed(CREDENTIAL_PROVIDER, ["get-credentials", `--cache-dir=${warmDir}`], env, request) },
+  {
+    name: "warm: disk-cache hit",
+    run: () => timed(CREDENTIAL_PROVIDER, ["get-credentials", `--cache-dir=${warmDir}`], env, request),
+  },
   // A fresh cache directory each time: the token must come from the endpoint.
-  { name: "cold: GetAuthorizationToken (local endpoint)", run: (i) => timed(CREDENTIAL_PROVIDER, ["get-credentials", `--cache-dir=${join(cacheRoot, `cold-${i}`)}`], env, request) },
+  {
+    name: "cold: GetAuthorizationToken (local endpoint)",
+    run: (i) =>
+      timed(CREDENTIAL_PROVIDER, ["get-credentials", `--cache-dir=${join(cacheRoot, `cold-${i}`)}`], env, request),
+  },
 ];
 
 try {
@@ -59,7 +70,8 @@ try {
     }
   }
   const coldCalls = endpoint.calls.length - callsBefore;
-  if (coldCalls !== RUNS) throw new Error(`expected ${RUNS} endpoint calls (cold only), saw ${coldCalls}: the warm case is not a cache hit`);
+  if (coldCalls !== RUNS)
+    throw new Error(`expected ${RUNS} endpoint calls (cold only), saw ${coldCalls}: the warm case is not a cache hit`);
   const baseMed = quantile(samples[0]!, 0.5);
   const baseP95 = quantile(samples[0]!, 0.95);
   const targets = ["", "≤ 1.3x", "≤ 3x"];
@@ -75,7 +87,9 @@ try {
     const p95 = quantile(samples[k]!, 0.95);
     const ratio = med / baseMed;
     const verdict = k === 0 ? "" : ratio <= (limits[k] as number) ? "met" : "missed";
-    lines.push(`| ${c.name} | ${med.toFixed(1)} | ${p95.toFixed(1)} | ${ratio.toFixed(2)}x | ${(p95 / baseP95).toFixed(2)}x | ${targets[k]} | ${verdict} |`);
+    lines.push(
+      `| ${c.name} | ${med.toFixed(1)} | ${p95.toFixed(1)} | ${ratio.toFixed(2)}x | ${(p95 / baseP95).toFixed(2)}x | ${targets[k]} | ${verdict} |`,
+    );
   }
   process.stdout.write(`${lines.join("\n")}\n`);
 } finally {

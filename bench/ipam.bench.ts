@@ -24,7 +24,12 @@ type Plugin = "berth" | "host-local";
 type Pool = { plugin: Plugin; dir: string };
 
 const conf = (p: Pool) =>
-  JSON.stringify({ cniVersion: "1.0.0", name: "benchnet", type: "bridge", ipam: { type: p.plugin === "berth" ? "berth-ipam" : "host-local", dataDir: p.dir, subnet: SUBNET } });
+  JSON.stringify({
+    cniVersion: "1.0.0",
+    name: "benchnet",
+    type: "bridge",
+    ipam: { type: p.plugin === "berth" ? "berth-ipam" : "host-local", dataDir: p.dir, subnet: SUBNET },
+  });
 
 function run(file: string, args: string[], env: Record<string, string>, stdin: string): number {
   const t0 = process.hrtime.bigint();
@@ -34,7 +39,13 @@ function run(file: string, args: string[], env: Record<string, string>, stdin: s
   return ms;
 }
 
-const cniEnv = (command: string, id: string) => ({ CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: "/var/run/netns/bench", CNI_IFNAME: "eth0", CNI_PATH: "/opt/cni/bin" });
+const cniEnv = (command: string, id: string) => ({
+  CNI_COMMAND: command,
+  CNI_CONTAINERID: id,
+  CNI_NETNS: "/var/run/netns/bench",
+  CNI_IFNAME: "eth0",
+  CNI_PATH: "/opt/cni/bin",
+});
 const pluginFile = (p: Pool) => (p.plugin === "berth" ? IPAM_PLUGIN : HOST_LOCAL);
 const add = (p: Pool, id: string) => run(pluginFile(p), [], cniEnv("ADD", id), conf(p));
 const del = (p: Pool, id: string) => run(pluginFile(p), [], cniEnv("DEL", id), conf(p));
@@ -48,7 +59,8 @@ async function fill(p: Pool, n: number): Promise<void> {
   if (p.plugin === "berth") {
     const store = openSqliteStore(join(p.dir, "benchnet"), true)!;
     await store.transaction(async () => {
-      for (const [i, ip] of ips.entries()) await store.reserve({ ip, containerId: `fill${i}`, ifname: "eth0", rangeSet: rangeSetString(set) });
+      for (const [i, ip] of ips.entries())
+        await store.reserve({ ip, containerId: `fill${i}`, ifname: "eth0", rangeSet: rangeSetString(set) });
     });
     store.close();
   } else {
@@ -59,16 +71,20 @@ async function fill(p: Pool, n: number): Promise<void> {
   }
 }
 
-
 async function concurrentAdds(p: Pool, n: number, tag: string): Promise<number> {
   const t0 = process.hrtime.bigint();
   await Promise.all(
-    Array.from({ length: n }, (_, i) =>
-      new Promise<void>((done, fail) => {
-        const c = spawn(pluginFile(p), [], { env: { ...CLEAN_ENV, ...cniEnv("ADD", `${tag}${i}`) }, stdio: ["pipe", "ignore", "ignore"] });
-        c.on("close", (code) => (code === 0 ? done() : fail(new Error(`concurrent ADD exit ${code}`))));
-        c.stdin.end(conf(p));
-      }),
+    Array.from(
+      { length: n },
+      (_, i) =>
+        new Promise<void>((done, fail) => {
+          const c = spawn(pluginFile(p), [], {
+            env: { ...CLEAN_ENV, ...cniEnv("ADD", `${tag}${i}`) },
+            stdio: ["pipe", "ignore", "ignore"],
+          });
+          c.on("close", (code) => (code === 0 ? done() : fail(new Error(`concurrent ADD exit ${code}`))));
+          c.stdin.end(conf(p));
+        }),
     ),
   );
   return Number(process.hrtime.bigint() - t0) / 1e6;
@@ -82,7 +98,10 @@ async function main(): Promise<void> {
     const pools: Record<string, Pool> = {};
     const plugins: Plugin[] = haveRef ? ["berth", "host-local"] : ["berth"];
     for (const plugin of plugins) {
-      for (const [label, n] of [["empty", 0], ["60k", FULL]] as const) {
+      for (const [label, n] of [
+        ["empty", 0],
+        ["60k", FULL],
+      ] as const) {
         const p: Pool = { plugin, dir: join(root, `${plugin}-${label}`) };
         mkdirSync(p.dir);
         process.stderr.write(`filling ${plugin} ${label} pool…\n`);
@@ -128,10 +147,17 @@ async function main(): Promise<void> {
         const st = s(k);
         const refKey = k.replace("berth", "host-local");
         const vsRef = k.startsWith("berth") && samples.has(refKey) ? (st.median / s(refKey).median).toFixed(2) : "";
-        lines.push(`| ${k} | ${fmt(st.median)} | ${fmt(st.p95)} | ${st.n} | ${(st.median / node.median).toFixed(2)} | ${(st.median / berthEmpty.median).toFixed(2)} | ${vsRef} |`);
+        lines.push(
+          `| ${k} | ${fmt(st.median)} | ${fmt(st.p95)} | ${st.n} | ${(st.median / node.median).toFixed(2)} | ${(st.median / berthEmpty.median).toFixed(2)} | ${vsRef} |`,
+        );
       }
     }
-    lines.push("", "| 50 concurrent ADDs | wall ms |", "|---|---|", ...wall50.map(([n, ms]) => `| ${n} | ${fmt(ms)} |`));
+    lines.push(
+      "",
+      "| 50 concurrent ADDs | wall ms |",
+      "|---|---|",
+      ...wall50.map(([n, ms]) => `| ${n} | ${fmt(ms)} |`),
+    );
     const full = s("berth 60k ADD");
     const fullDel = s("berth 60k DEL");
     const emptyDel = s("berth empty DEL");

@@ -8,7 +8,17 @@
 // the page cache was dropped or the file copied.
 // Usage: node bench/packaging.bench.ts   (BENCH_RUNS=N, default 40; needs npm run build first)
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, statSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CREDENTIAL_PROVIDER, IPAM_PLUGIN } from "../test/helpers/exec.ts";
@@ -18,7 +28,15 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 40);
 const RSS_RUNS = 5;
 const GNU_TIME = "/usr/bin/time";
 
-type Case = { program: string; label: string; file: string; args: string[]; env: Record<string, string>; stdin: string; binary?: string };
+type Case = {
+  program: string;
+  label: string;
+  file: string;
+  args: string[];
+  env: Record<string, string>;
+  stdin: string;
+  binary?: string;
+};
 
 function exec(c: Case, wrap?: string[]): Promise<{ ms: number; code: number }> {
   return new Promise((done, fail) => {
@@ -81,18 +99,41 @@ const fmt = (n: number): string => n.toFixed(1);
 const dir = mkdtempSync(join(tmpdir(), "berth-bench-packaging-"));
 const IPAM = existsSync(IPAM_PLUGIN) ? installedCopy(IPAM_PLUGIN, dir) : IPAM_PLUGIN;
 const PROVIDER = existsSync(CREDENTIAL_PROVIDER) ? installedCopy(CREDENTIAL_PROVIDER, dir) : CREDENTIAL_PROVIDER;
-const baseline: Case = { program: "node", label: "`node -e 0` (baseline)", file: process.execPath, args: ["-e", "0"], env: {}, stdin: "" };
+const baseline: Case = {
+  program: "node",
+  label: "`node -e 0` (baseline)",
+  file: process.execPath,
+  args: ["-e", "0"],
+  env: {},
+  stdin: "",
+};
 const programs: { name: string; cases: Case[] }[] = [
   {
     name: "berth-ipam",
     cases: [
-      { program: "berth-ipam", label: "`CNI_COMMAND=VERSION`", file: IPAM, args: [], env: { CNI_COMMAND: "VERSION" }, stdin: '{"cniVersion":"1.0.0"}' },
+      {
+        program: "berth-ipam",
+        label: "`CNI_COMMAND=VERSION`",
+        file: IPAM,
+        args: [],
+        env: { CNI_COMMAND: "VERSION" },
+        stdin: '{"cniVersion":"1.0.0"}',
+      },
       { program: "berth-ipam", label: "`--version`", file: IPAM, args: ["--version"], env: {}, stdin: "" },
     ],
   },
   {
     name: "berth-credential-provider",
-    cases: [{ program: "berth-credential-provider", label: "`--version`", file: PROVIDER, args: ["--version"], env: {}, stdin: "" }],
+    cases: [
+      {
+        program: "berth-credential-provider",
+        label: "`--version`",
+        file: PROVIDER,
+        args: ["--version"],
+        env: {},
+        stdin: "",
+      },
+    ],
   },
 ];
 
@@ -110,8 +151,12 @@ try {
       process.stdout.write(`\n### ${p.name}\n\nnot built (${file})\n`);
       continue;
     }
-    process.stdout.write(`\n### ${p.name}: ${MiB(statSync(file).size)} MiB (node ${MiB(statSync(process.execPath).size)} MiB unstripped)\n\n`);
-    process.stdout.write("| run | median ms | p95 ms | median ÷ node | p95 ÷ node | peak RSS MiB |\n|---|---:|---:|---:|---:|---:|\n");
+    process.stdout.write(
+      `\n### ${p.name}: ${MiB(statSync(file).size)} MiB (node ${MiB(statSync(process.execPath).size)} MiB unstripped)\n\n`,
+    );
+    process.stdout.write(
+      "| run | median ms | p95 ms | median ÷ node | p95 ÷ node | peak RSS MiB |\n|---|---:|---:|---:|---:|---:|\n",
+    );
     const row = (label: string, t: Stats, rss: number | undefined) =>
       `| ${label} | ${fmt(t.median)} | ${fmt(t.p95)} | ${(t.median / base.median).toFixed(2)} | ${(t.p95 / base.p95).toFixed(2)} | ${rss === undefined ? "n/a (no /usr/bin/time)" : fmt(rss)} |\n`;
     process.stdout.write(row(baseline.label, base, baseRss));

@@ -5,7 +5,9 @@ import { join } from "node:path";
 
 const only = process.argv.slice(2);
 let failed = 0;
-for (const f of readdirSync(import.meta.dirname).filter((n) => n.endsWith(".bench.ts")).sort()) {
+for (const f of readdirSync(import.meta.dirname)
+  .filter((n) => n.endsWith(".bench.ts"))
+  .sort()) {
   if (only.length && !only.some((o) => f.startsWith(o))) continue;
   process.stdout.write(`\n## ${f.replace(".bench.ts", "")}\n\n`);
   const r = spawnSync(process.execPath, [join(import.meta.dirname, f)], { stdio: "inherit" });

@@ -6,4 +6,8 @@ export function quantile(xs: readonly number[], q: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
 }
 
-export const stats = (xs: readonly number[]): Stats => ({ median: quantile(xs, 0.5), p95: quantile(xs, 0.95), n: xs.length });
+export const stats = (xs: readonly number[]): Stats => ({
+  median: quantile(xs, 0.5),
+  p95: quantile(xs, 0.95),
+  n: xs.length,
+});

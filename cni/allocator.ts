@@ -47,7 +47,12 @@ export function withoutHoles(seg: Segment, exclude: readonly Excluded[]): Segmen
 export type Candidate = { ip: Ip; range: Range };
 
 /** The next free address in walk order, without taking it. */
-export async function nextFree(store: Store, set: RangeSet, setKey: string, exclude: readonly Excluded[]): Promise<Candidate | undefined> {
+export async function nextFree(
+  store: Store,
+  set: RangeSet,
+  setKey: string,
+  exclude: readonly Excluded[],
+): Promise<Candidate | undefined> {
   const cursor = await store.lastReserved(setKey);
   const fam = set[0]!.subnet.ip;
   for (const seg of walkOrder(set, cursor)) {
@@ -87,6 +92,7 @@ export async function allocate(
   if (!c) throw internal(`no IP addresses available in range set: ${setKey}`);
   // The candidate came from the store inside this transaction; losing it means the store broke
   // its own isolation, and handing out anything would risk a duplicate.
-  if (!(await store.reserve(reservation(c.ip)))) throw tryAgainLater(`address ${formatIp(c.ip)} was taken concurrently`);
+  if (!(await store.reserve(reservation(c.ip))))
+    throw tryAgainLater(`address ${formatIp(c.ip)} was taken concurrently`);
   return ipConfig(c);
 }

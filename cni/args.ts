@@ -19,7 +19,10 @@ export function ipFromCniArgs(cniArgs: string): Ip | undefined {
     if (kv.length !== 2) throw invalidEnv(`ARGS: invalid pair ${JSON.stringify(pair)}`);
     const [k, v] = kv as [string, string];
     if (k === "IgnoreUnknown") {
-      if (!TRUE.has(v) && !FALSE.has(v)) throw invalidEnv(`ARGS: error parsing value of pair ${JSON.stringify(pair)}: boolean unmarshal error: invalid input ${v}`);
+      if (!TRUE.has(v) && !FALSE.has(v))
+        throw invalidEnv(
+          `ARGS: error parsing value of pair ${JSON.stringify(pair)}: boolean unmarshal error: invalid input ${v}`,
+        );
       ignoreUnknown = TRUE.has(v);
     } else if (k === "IP") {
       ip = parseIpOrCidr(v);
@@ -44,7 +47,8 @@ function ipList(value: unknown, where: string): Ip[] {
   });
 }
 
-const obj = (v: unknown): JsonObject | undefined => (typeof v === "object" && v !== null && !Array.isArray(v) ? (v as JsonObject) : undefined);
+const obj = (v: unknown): JsonObject | undefined =>
+  typeof v === "object" && v !== null && !Array.isArray(v) ? (v as JsonObject) : undefined;
 
 export function requestedIps(cniArgs: string, config: JsonObject): Ip[] {
   const out: Ip[] = [];

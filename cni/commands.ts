@@ -55,17 +55,22 @@ async function del(req: CniRequest): Promise<void> {
 async function check(req: CniRequest): Promise<void> {
   const att = attachment(req);
   const held = (await withStore(dataDirOf(req.config), req.name, false, (s) => s.getById(att))) ?? [];
-  if (held.length === 0) throw unknownContainer(`berth-ipam: failed to find address added by container ${att.containerId}`);
+  if (held.length === 0)
+    throw unknownContainer(`berth-ipam: failed to find address added by container ${att.containerId}`);
   if (req.config.prevResult === undefined) return;
   const prev = prevResultAddresses(req.config.prevResult).map((a) => parseIp(a));
   for (const ip of prev) {
     if (!ip || !held.some((r) => ipEq(r.ip, ip))) {
-      throw invalidConfig(`berth-ipam: address ${ip ? formatIp(ip) : "(invalid)"} in prevResult is not reserved for ${att.containerId}/${att.ifname}`);
+      throw invalidConfig(
+        `berth-ipam: address ${ip ? formatIp(ip) : "(invalid)"} in prevResult is not reserved for ${att.containerId}/${att.ifname}`,
+      );
     }
   }
   for (const r of held) {
     if (!prev.some((ip) => ip && ipEq(ip, r.ip))) {
-      throw invalidConfig(`berth-ipam: address ${formatIp(r.ip)} reserved for ${att.containerId}/${att.ifname} is missing from prevResult`);
+      throw invalidConfig(
+        `berth-ipam: address ${formatIp(r.ip)} reserved for ${att.containerId}/${att.ifname} is missing from prevResult`,
+      );
     }
   }
 }
@@ -74,7 +79,8 @@ async function check(req: CniRequest): Promise<void> {
 function validAttachments(config: JsonObject): Attachment[] {
   const list = config["cni.dev/valid-attachments"];
   if (list === null) return [];
-  if (!Array.isArray(list)) throw invalidConfig("GC requires cni.dev/valid-attachments (a list of {containerID, ifname})");
+  if (!Array.isArray(list))
+    throw invalidConfig("GC requires cni.dev/valid-attachments (a list of {containerID, ifname})");
   return list.map((a, i) => {
     const o = a as JsonObject | null;
     if (typeof o !== "object" || o === null || typeof o.containerID !== "string" || typeof o.ifname !== "string") {

@@ -55,7 +55,8 @@ function parseRoutes(v: unknown): Route[] {
     for (const k of ["mtu", "advmss", "priority", "table", "scope"] as const) {
       const n = o[k];
       if (n === undefined || n === null) continue;
-      if (typeof n !== "number" || !Number.isInteger(n)) throw invalidConfig(`ipam.routes[${i}].${k} must be an integer`);
+      if (typeof n !== "number" || !Number.isInteger(n))
+        throw invalidConfig(`ipam.routes[${i}].${k} must be an integer`);
       route[k] = n;
     }
     return route;
@@ -99,7 +100,9 @@ export function loadIpamConfig(req: CniRequest): IpamConfig {
     rawSets.push(...rtRanges);
   }
   if (ipam.subnet !== undefined && ipam.subnet !== "") {
-    rawSets.push([{ subnet: ipam.subnet, rangeStart: ipam.rangeStart, rangeEnd: ipam.rangeEnd, gateway: ipam.gateway }]);
+    rawSets.push([
+      { subnet: ipam.subnet, rangeStart: ipam.rangeStart, rangeEnd: ipam.rangeEnd, gateway: ipam.gateway },
+    ]);
   }
   if (ipam.ranges !== undefined && ipam.ranges !== null) {
     if (!Array.isArray(ipam.ranges)) throw invalidConfig("ipam.ranges must be a list of range sets");
@@ -127,4 +130,3 @@ export function loadIpamConfig(req: CniRequest): IpamConfig {
     requested: requestedIps(req.env.args, req.config),
   };
 }
-

@@ -115,7 +115,8 @@ export function formatIp(ip: Ip): string {
 export const formatCidr = (c: Cidr): string => `${formatIp(c.ip)}/${c.prefix}`;
 
 export const ipEq = (a: Ip, b: Ip): boolean => a.family === b.family && a.value === b.value;
-export const ipCmp = (a: Ip, b: Ip): number => (a.family !== b.family ? a.family - b.family : a.value < b.value ? -1 : a.value > b.value ? 1 : 0);
+export const ipCmp = (a: Ip, b: Ip): number =>
+  a.family !== b.family ? a.family - b.family : a.value < b.value ? -1 : a.value > b.value ? 1 : 0;
 export const withValue = (ip: Ip, value: bigint): Ip => ({ family: ip.family, value });
 
 export function networkOf(c: Cidr): Ip {

@@ -1,6 +1,14 @@
 // A range set: the ranges one address is allocated from (host-local RangeSet).
 import type { Family, Ip } from "./ip.ts";
-import { canonicalizeRange, rangeContains, rangesOverlap, rangeString, RangeConfigError, type Range, type RangeInput } from "./range.ts";
+import {
+  canonicalizeRange,
+  rangeContains,
+  rangesOverlap,
+  rangeString,
+  RangeConfigError,
+  type Range,
+  type RangeInput,
+} from "./range.ts";
 
 export type RangeSet = readonly Range[];
 
@@ -9,9 +17,11 @@ export function canonicalizeRangeSet(input: unknown): RangeSet {
   if (input.length === 0) throw new RangeConfigError("empty range set");
   const set: Range[] = [];
   for (const r of input) {
-    if (typeof r !== "object" || r === null || Array.isArray(r)) throw new RangeConfigError("a range must be an object");
+    if (typeof r !== "object" || r === null || Array.isArray(r))
+      throw new RangeConfigError("a range must be an object");
     const range = canonicalizeRange(r as RangeInput);
-    if (set.length > 0 && set[0]!.subnet.ip.family !== range.subnet.ip.family) throw new RangeConfigError("mixed address families");
+    if (set.length > 0 && set[0]!.subnet.ip.family !== range.subnet.ip.family)
+      throw new RangeConfigError("mixed address families");
     set.push(range);
   }
   for (let i = 0; i < set.length; i++) {

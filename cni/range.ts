@@ -1,6 +1,20 @@
 // One address range inside a subnet, with host-local's defaults and validation messages
 // (plugins/ipam/host-local/backend/allocator/range.go).
-import { cidrContains, formatCidr, formatIp, lastOf, networkOf, nextIp, parseCidr, parseIp, prevIp, bits, ipEq, type Cidr, type Ip } from "./ip.ts";
+import {
+  cidrContains,
+  formatCidr,
+  formatIp,
+  lastOf,
+  networkOf,
+  nextIp,
+  parseCidr,
+  parseIp,
+  prevIp,
+  bits,
+  ipEq,
+  type Cidr,
+  type Ip,
+} from "./ip.ts";
 
 export type Range = {
   subnet: Cidr;
@@ -41,13 +55,16 @@ export function canonicalizeRange(input: RangeInput): Range {
   if (subnet.prefix > bits(fam) - 2) fail(`Network ${formatCidr(subnet)} too small to allocate from`);
   const network = networkOf(subnet);
   if (!ipEq(network, subnet.ip)) {
-    fail(`Network has host bits set. For a subnet mask of length ${subnet.prefix} the network address is ${formatIp(network)}`);
+    fail(
+      `Network has host bits set. For a subnet mask of length ${subnet.prefix} the network address is ${formatIp(network)}`,
+    );
   }
   const gateway = optionalIp(input, "gateway") ?? nextIp(network);
   const start = optionalIp(input, "rangeStart");
   const end = optionalIp(input, "rangeEnd");
   const bounds = { subnet, rangeStart: start, rangeEnd: end };
-  if (start && !rangeContains(bounds, start)) fail(`RangeStart ${formatIp(start)} not in network ${formatCidr(subnet)}`);
+  if (start && !rangeContains(bounds, start))
+    fail(`RangeStart ${formatIp(start)} not in network ${formatCidr(subnet)}`);
   if (end && !rangeContains(bounds, end)) fail(`RangeEnd ${formatIp(end)} not in network ${formatCidr(subnet)}`);
   return {
     subnet,
@@ -62,5 +79,10 @@ export const rangeString = (r: Range): string => `${formatIp(r.rangeStart)}-${fo
 
 export function rangesOverlap(a: Range, b: Range): boolean {
   if (a.subnet.ip.family !== b.subnet.ip.family) return false;
-  return rangeContains(a, b.rangeStart) || rangeContains(a, b.rangeEnd) || rangeContains(b, a.rangeStart) || rangeContains(b, a.rangeEnd);
+  return (
+    rangeContains(a, b.rangeStart) ||
+    rangeContains(a, b.rangeEnd) ||
+    rangeContains(b, a.rangeStart) ||
+    rangeContains(b, a.rangeEnd)
+  );
 }

@@ -34,7 +34,9 @@ export function readResolvConf(path: string): Dns {
   try {
     text = readFileSync(path, "utf8");
   } catch (e) {
-    throw ioFailure(`open ${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file or directory" : (e as Error).message}`);
+    throw ioFailure(
+      `open ${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file or directory" : (e as Error).message}`,
+    );
   }
   return parseResolvConf(text);
 }

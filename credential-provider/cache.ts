@@ -3,7 +3,17 @@
 // mode 0600, written atomically; a file we did not write alone (other owner, group/world bits)
 // is ignored. Reused until half-life; a still-valid token is served when ECR fails.
 import { createHash } from "node:crypto";
-import { chmodSync, closeSync, fstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 
 export type CachedToken = {
@@ -49,7 +59,13 @@ export function readCache(dir: string, key: string): CachedToken | undefined {
     ) {
       return undefined;
     }
-    return { registry: r.registry, username: r.username, password: r.password, expiresAt: r.expiresAt, fetchedAt: r.fetchedAt };
+    return {
+      registry: r.registry,
+      username: r.username,
+      password: r.password,
+      expiresAt: r.expiresAt,
+      fetchedAt: r.fetchedAt,
+    };
   } catch {
     return undefined;
   } finally {

@@ -31,7 +31,14 @@ function toApiVersion(v: string): ApiVersion | undefined {
   return (API_VERSIONS as readonly string[]).includes(full) ? (full as ApiVersion) : undefined;
 }
 
-async function getCredentialsCommand(argv: string[], env: Env, image: string, apiVersionText: string, tokenFile: string | undefined, roleArn: string | undefined): Promise<number> {
+async function getCredentialsCommand(
+  argv: string[],
+  env: Env,
+  image: string,
+  apiVersionText: string,
+  tokenFile: string | undefined,
+  roleArn: string | undefined,
+): Promise<number> {
   addSecret(env.AWS_SECRET_ACCESS_KEY);
   addSecret(env.AWS_SESSION_TOKEN);
   const config = loadConfig(argv, env);
@@ -71,13 +78,17 @@ async function getCredentialsCommand(argv: string[], env: Env, image: string, ap
 function validateConfigCommand(argv: string[], env: Env, file: string, image: string | undefined): number {
   const report = validateConfig(file, parseYaml);
   for (const e of report.errors) writeStdout(`error: ${e}\n`);
-  if (report.errors.length === 0) writeStdout(`${file}: valid CredentialProviderConfig (${report.providers.length} provider${report.providers.length === 1 ? "" : "s"})\n`);
+  if (report.errors.length === 0)
+    writeStdout(
+      `${file}: valid CredentialProviderConfig (${report.providers.length} provider${report.providers.length === 1 ? "" : "s"})\n`,
+    );
   if (image !== undefined) {
     const matches = matchProviders(report.providers, image);
     const matchedAny = matches.some((m) => m.matchedBy.length > 0);
     for (const m of matches) {
       const label = `provider ${JSON.stringify(m.provider.name)}`;
-      if (m.matchedBy.length > 0) writeStdout(`${label} matches ${image} by ${m.matchedBy.map((g) => JSON.stringify(g)).join(", ")}\n`);
+      if (m.matchedBy.length > 0)
+        writeStdout(`${label} matches ${image} by ${m.matchedBy.map((g) => JSON.stringify(g)).join(", ")}\n`);
       else writeStdout(`${label} does not match ${image}\n`);
       for (const pr of m.problems) writeStdout(`  warning: bad matchImages pattern ${pr}\n`);
     }
@@ -117,12 +128,31 @@ export async function runCli(argv: string[], env: Env): Promise<number> {
       "print the response the kubelet would receive for IMAGE (passwords masked)",
       (y) =>
         y
-          .positional("image", { type: "string", demandOption: true, describe: "image, e.g. 123456789012.dkr.ecr.us-west-2.amazonaws.com/app" })
-          .option("api-version", { type: "string", default: "v1", describe: "request apiVersion: v1, v1beta1 or v1alpha1" })
-          .option("service-account-token-file", { type: "string", describe: "send this service-account token (v1), as the kubelet does with tokenAttributes" })
+          .positional("image", {
+            type: "string",
+            demandOption: true,
+            describe: "image, e.g. 123456789012.dkr.ecr.us-west-2.amazonaws.com/app",
+          })
+          .option("api-version", {
+            type: "string",
+            default: "v1",
+            describe: "request apiVersion: v1, v1beta1 or v1alpha1",
+          })
+          .option("service-account-token-file", {
+            type: "string",
+            describe: "send this service-account token (v1), as the kubelet does with tokenAttributes",
+          })
           .option("role-arn", { type: "string", describe: `with a token: the ${ROLE_ANNOTATION} annotation` }),
       (a) => {
-        action = () => getCredentialsCommand(argv, env, String(a.image), String(a["api-version"]), a["service-account-token-file"], a["role-arn"]);
+        action = () =>
+          getCredentialsCommand(
+            argv,
+            env,
+            String(a.image),
+            String(a["api-version"]),
+            a["service-account-token-file"],
+            a["role-arn"],
+          );
       },
     )
     .command(
@@ -137,9 +167,20 @@ export async function runCli(argv: string[], env: Env): Promise<number> {
       },
     )
     .option("cache-dir", { type: "string", describe: "token cache directory (env BERTH_CACHE_DIR); off when unset" })
-    .option("registry-mirror", { type: "string", array: true, describe: "SOURCE=ECR_REGISTRY, repeatable (env BERTH_REGISTRY_MIRRORS)" })
-    .option("role-map", { type: "string", array: true, describe: "ECR_REGISTRY_OR_ACCOUNT=ROLE_ARN, repeatable (env BERTH_ROLE_MAP)" })
-    .option("timeout", { type: "string", describe: "deadline for the whole run, Go duration, at most 55s (env BERTH_TIMEOUT; default 30s)" })
+    .option("registry-mirror", {
+      type: "string",
+      array: true,
+      describe: "SOURCE=ECR_REGISTRY, repeatable (env BERTH_REGISTRY_MIRRORS)",
+    })
+    .option("role-map", {
+      type: "string",
+      array: true,
+      describe: "ECR_REGISTRY_OR_ACCOUNT=ROLE_ARN, repeatable (env BERTH_ROLE_MAP)",
+    })
+    .option("timeout", {
+      type: "string",
+      describe: "deadline for the whole run, Go duration, at most 55s (env BERTH_TIMEOUT; default 30s)",
+    })
     .demandCommand(1, "name a command, or pipe a CredentialProviderRequest on stdin")
     .strict()
     .version(versionLine(PROGRAM))
@@ -149,7 +190,9 @@ export async function runCli(argv: string[], env: Env): Promise<number> {
     .exitProcess(false)
     .fail((msg, err) => {
       code = 1;
-      writeStderr(`${PROGRAM}: ${safeLine(msg || err?.message || "invalid arguments")}\nRun ${PROGRAM} --help for usage.\n`);
+      writeStderr(
+        `${PROGRAM}: ${safeLine(msg || err?.message || "invalid arguments")}\nRun ${PROGRAM} --help for usage.\n`,
+      );
     });
   await parser.parseAsync();
   if (code !== 0) return code;

@@ -44,16 +44,23 @@ function pairs(items: string[], what: string): { ok: true; value: [string, strin
   const out: [string, string][] = [];
   for (const item of items) {
     const eq = item.indexOf("=");
-    if (eq <= 0 || eq === item.length - 1) return { ok: false, error: `invalid ${what} ${JSON.stringify(item)}: expected KEY=VALUE` };
+    if (eq <= 0 || eq === item.length - 1)
+      return { ok: false, error: `invalid ${what} ${JSON.stringify(item)}: expected KEY=VALUE` };
     out.push([item.slice(0, eq), item.slice(eq + 1)]);
   }
   return { ok: true, value: out };
 }
 
-const nonEmpty = (s: string | undefined): string | undefined => (s === undefined || s.trim() === "" ? undefined : s.trim());
+const nonEmpty = (s: string | undefined): string | undefined =>
+  s === undefined || s.trim() === "" ? undefined : s.trim();
 
 export function loadConfig(argv: string[], env: Env): ConfigResult {
-  let values: { "cache-dir"?: string | boolean; "registry-mirror"?: (string | boolean)[]; "role-map"?: (string | boolean)[]; timeout?: string | boolean };
+  let values: {
+    "cache-dir"?: string | boolean;
+    "registry-mirror"?: (string | boolean)[];
+    "role-map"?: (string | boolean)[];
+    timeout?: string | boolean;
+  };
   try {
     values = parseArgs({ args: argv, options: OPTIONS, strict: false, allowPositionals: true }).values;
   } catch (e) {
@@ -63,13 +70,19 @@ export function loadConfig(argv: string[], env: Env): ConfigResult {
   const strs = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : []);
 
   const mirrorItems = strs(values["registry-mirror"]).flatMap((s) => splitList(s));
-  const mirrorPairs = pairs(mirrorItems.length ? mirrorItems : splitList(env.BERTH_REGISTRY_MIRRORS), "registry mirror");
+  const mirrorPairs = pairs(
+    mirrorItems.length ? mirrorItems : splitList(env.BERTH_REGISTRY_MIRRORS),
+    "registry mirror",
+  );
   if (!mirrorPairs.ok) return mirrorPairs;
   const mirrors: Mirror[] = [];
   for (const [source, targetText] of mirrorPairs.value) {
     const target = (targetText.split("/")[0] ?? "").toLowerCase();
     if (classifyHost(target).kind === "other") {
-      return { ok: false, error: `invalid registry mirror ${JSON.stringify(`${source}=${targetText}`)}: ${target} is not an ECR registry host` };
+      return {
+        ok: false,
+        error: `invalid registry mirror ${JSON.stringify(`${source}=${targetText}`)}: ${target} is not an ECR registry host`,
+      };
     }
     mirrors.push({ source: source.toLowerCase(), target });
   }
@@ -80,7 +93,10 @@ export function loadConfig(argv: string[], env: Env): ConfigResult {
   const roleMap = new Map<string, string>();
   for (const [registry, arn] of rolePairs.value) {
     if (!/^arn:aws[a-z-]*:iam::\d{12}:role\/./.test(arn)) {
-      return { ok: false, error: `invalid role map entry for ${registry}: ${JSON.stringify(arn)} is not an IAM role ARN` };
+      return {
+        ok: false,
+        error: `invalid role map entry for ${registry}: ${JSON.stringify(arn)} is not an IAM role ARN`,
+      };
     }
     roleMap.set(registry.toLowerCase(), arn);
   }
@@ -92,7 +108,10 @@ export function loadConfig(argv: string[], env: Env): ConfigResult {
     if (!d.ok) return { ok: false, error: `invalid timeout: ${d.error}` };
     const ms = Number((d.ns * 1000n) / NANOS_PER_SECOND);
     if (ms <= 0 || ms > MAX_TIMEOUT_MS) {
-      return { ok: false, error: `invalid timeout ${JSON.stringify(timeoutText)}: must be above 0s and at most 55s (the kubelet kills a provider after 1m)` };
+      return {
+        ok: false,
+        error: `invalid timeout ${JSON.stringify(timeoutText)}: must be above 0s and at most 55s (the kubelet kills a provider after 1m)`,
+      };
     }
     timeoutMs = ms;
   }

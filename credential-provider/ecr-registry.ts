@@ -22,7 +22,14 @@ export function classifyHost(hostname: string): EcrRegistry {
   // Dual-stack registry hosts are "dkr-ecr" on on.aws / on.amazonwebservices.com.cn; their API is
   // the SDK's dual-stack endpoint. "-fips" hosts are served by the FIPS API endpoint.
   const dualStack = host.includes(".dkr-ecr") || domain.startsWith("on.");
-  return { kind: "private", host, accountId: m[1] as string, region: m[3] as string, fips: m[2] !== undefined, dualStack };
+  return {
+    kind: "private",
+    host,
+    accountId: m[1] as string,
+    region: m[3] as string,
+    fips: m[2] !== undefined,
+    dualStack,
+  };
 }
 
 /** Whose credentials sign the GetAuthorizationToken call. */

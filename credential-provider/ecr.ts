@@ -61,10 +61,16 @@ async function assumeRole(plan: FetchPlan, env: Env, signal: AbortSignal): Promi
     const out =
       id.mode === "web-identity"
         ? await sts.send(
-            new AssumeRoleWithWebIdentityCommand({ RoleArn: id.roleArn, RoleSessionName: SESSION_NAME, WebIdentityToken: id.token }),
+            new AssumeRoleWithWebIdentityCommand({
+              RoleArn: id.roleArn,
+              RoleSessionName: SESSION_NAME,
+              WebIdentityToken: id.token,
+            }),
             { abortSignal: signal },
           )
-        : await sts.send(new AssumeRoleCommand({ RoleArn: id.roleArn, RoleSessionName: SESSION_NAME }), { abortSignal: signal });
+        : await sts.send(new AssumeRoleCommand({ RoleArn: id.roleArn, RoleSessionName: SESSION_NAME }), {
+            abortSignal: signal,
+          });
     const c = out.Credentials;
     if (!c?.AccessKeyId || !c.SecretAccessKey) throw new Error(`STS returned no credentials for ${id.roleArn}`);
     addSecret(c.SecretAccessKey);
@@ -92,7 +98,9 @@ export function clientConfig(plan: FetchPlan, env: Env, credentials?: StaticCred
     maxAttempts: 3,
     ...(credentials ? { credentials } : {}),
     // Only ever switched on from the host, so AWS_USE_FIPS_ENDPOINT / AWS_USE_DUALSTACK_ENDPOINT still apply.
-    ...(overridden || plan.api !== "ecr" ? {} : { ...(plan.fips ? { useFipsEndpoint: true } : {}), ...(plan.dualStack ? { useDualstackEndpoint: true } : {}) }),
+    ...(overridden || plan.api !== "ecr"
+      ? {}
+      : { ...(plan.fips ? { useFipsEndpoint: true } : {}), ...(plan.dualStack ? { useDualstackEndpoint: true } : {}) }),
   };
 }
 

@@ -9,7 +9,11 @@ import { parseSchemelessURL, urlsMatch } from "../shared/kubelet/match.ts";
 import { API_VERSIONS } from "../shared/kubelet/types.ts";
 
 export const CONFIG_KIND = "CredentialProviderConfig";
-export const CONFIG_API_VERSIONS = ["kubelet.config.k8s.io/v1", "kubelet.config.k8s.io/v1beta1", "kubelet.config.k8s.io/v1alpha1"];
+export const CONFIG_API_VERSIONS = [
+  "kubelet.config.k8s.io/v1",
+  "kubelet.config.k8s.io/v1beta1",
+  "kubelet.config.k8s.io/v1alpha1",
+];
 const CONFIG_EXTENSIONS = [".json", ".yaml", ".yml"];
 
 export type Provider = {
@@ -40,7 +44,8 @@ const TOKEN_FIELDS = [
 ];
 
 // k8s IsQualifiedName: [prefix/]name, name <= 63 chars, prefix a DNS subdomain.
-const QUALIFIED_NAME = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+const QUALIFIED_NAME =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 function isQualifiedName(k: string): boolean {
   if (!QUALIFIED_NAME.test(k)) return false;
   const slash = k.indexOf("/");
@@ -50,7 +55,8 @@ function isQualifiedName(k: string): boolean {
 }
 
 function unknownFields(o: Obj, allowed: string[], path: string, errors: string[]): void {
-  for (const k of Object.keys(o)) if (!allowed.includes(k)) errors.push(`${path}: unknown field ${JSON.stringify(k)} (the kubelet decodes strictly)`);
+  for (const k of Object.keys(o))
+    if (!allowed.includes(k)) errors.push(`${path}: unknown field ${JSON.stringify(k)} (the kubelet decodes strictly)`);
 }
 
 function stringList(v: unknown, path: string, errors: string[]): string[] {
@@ -66,7 +72,9 @@ function validateTokenAttributes(t: unknown, apiVersion: string, path: string, e
   if (!isObj(t)) return void errors.push(`${path}: must be an object`);
   unknownFields(t, TOKEN_FIELDS, path, errors);
   if (apiVersion !== "credentialprovider.kubelet.k8s.io/v1") {
-    errors.push(`${path}: Forbidden: tokenAttributes is only supported for credentialprovider.kubelet.k8s.io/v1 API version`);
+    errors.push(
+      `${path}: Forbidden: tokenAttributes is only supported for credentialprovider.kubelet.k8s.io/v1 API version`,
+    );
   }
   if (typeof t.serviceAccountTokenAudience !== "string" || t.serviceAccountTokenAudience.trim() === "") {
     errors.push(`${path}.serviceAccountTokenAudience: Required value`);
@@ -74,12 +82,24 @@ function validateTokenAttributes(t: unknown, apiVersion: string, path: string, e
   if (typeof t.requireServiceAccount !== "boolean") errors.push(`${path}.requireServiceAccount: Required value`);
   if (t.cacheType === undefined || t.cacheType === "") errors.push(`${path}.cacheType: Required value`);
   else if (t.cacheType !== "Token" && t.cacheType !== "ServiceAccount") {
-    errors.push(`${path}.cacheType: Unsupported value: ${JSON.stringify(t.cacheType)}: supported values: "ServiceAccount", "Token"`);
+    errors.push(
+      `${path}.cacheType: Unsupported value: ${JSON.stringify(t.cacheType)}: supported values: "ServiceAccount", "Token"`,
+    );
   }
-  const required = stringList(t.requiredServiceAccountAnnotationKeys, `${path}.requiredServiceAccountAnnotationKeys`, errors);
-  const optional = stringList(t.optionalServiceAccountAnnotationKeys, `${path}.optionalServiceAccountAnnotationKeys`, errors);
+  const required = stringList(
+    t.requiredServiceAccountAnnotationKeys,
+    `${path}.requiredServiceAccountAnnotationKeys`,
+    errors,
+  );
+  const optional = stringList(
+    t.optionalServiceAccountAnnotationKeys,
+    `${path}.optionalServiceAccountAnnotationKeys`,
+    errors,
+  );
   if (required.length > 0 && t.requireServiceAccount === false) {
-    errors.push(`${path}.requiredServiceAccountAnnotationKeys: Forbidden: requireServiceAccount must be true when requiredServiceAccountAnnotationKeys is set`);
+    errors.push(
+      `${path}.requiredServiceAccountAnnotationKeys: Forbidden: requireServiceAccount must be true when requiredServiceAccountAnnotationKeys is set`,
+    );
   }
   for (const [list, name] of [
     [required, "requiredServiceAccountAnnotationKeys"],
@@ -87,13 +107,15 @@ function validateTokenAttributes(t: unknown, apiVersion: string, path: string, e
   ] as const) {
     const seen = new Set<string>();
     list.forEach((k, i) => {
-      if (!isQualifiedName(k)) errors.push(`${path}.${name}[${i}]: Invalid value: ${JSON.stringify(k)}: must be a qualified name`);
+      if (!isQualifiedName(k))
+        errors.push(`${path}.${name}[${i}]: Invalid value: ${JSON.stringify(k)}: must be a qualified name`);
       if (seen.has(k)) errors.push(`${path}.${name}[${i}]: Duplicate value: ${JSON.stringify(k)}`);
       seen.add(k);
     });
   }
   for (const k of required) {
-    if (optional.includes(k)) errors.push(`${path}: Invalid value: ${JSON.stringify(k)}: annotation key cannot be both required and optional`);
+    if (optional.includes(k))
+      errors.push(`${path}: Invalid value: ${JSON.stringify(k)}: annotation key cannot be both required and optional`);
   }
 }
 
@@ -102,9 +124,12 @@ function validateDocument(doc: unknown, file: string, providers: Provider[], err
   unknownFields(doc, ["kind", "apiVersion", "providers"], file, errors);
   if (doc.kind !== CONFIG_KIND) errors.push(`${file}: kind ${JSON.stringify(doc.kind ?? "")}, expected ${CONFIG_KIND}`);
   if (typeof doc.apiVersion !== "string" || !CONFIG_API_VERSIONS.includes(doc.apiVersion)) {
-    errors.push(`${file}: apiVersion ${JSON.stringify(doc.apiVersion ?? "")}, expected one of ${CONFIG_API_VERSIONS.join(", ")}`);
+    errors.push(
+      `${file}: apiVersion ${JSON.stringify(doc.apiVersion ?? "")}, expected one of ${CONFIG_API_VERSIONS.join(", ")}`,
+    );
   }
-  if (doc.providers !== undefined && doc.providers !== null && !Array.isArray(doc.providers)) return void errors.push(`${file}: providers: must be a list`);
+  if (doc.providers !== undefined && doc.providers !== null && !Array.isArray(doc.providers))
+    return void errors.push(`${file}: providers: must be a list`);
   const list = (doc.providers as unknown[] | undefined) ?? [];
   list.forEach((p, index) => {
     const path = `${file}: providers[${index}]`;
@@ -113,28 +138,42 @@ function validateDocument(doc: unknown, file: string, providers: Provider[], err
     const name = typeof p.name === "string" ? p.name : "";
     if (name === "") errors.push(`${path}.name: Required value`);
     else {
-      if (name.includes("/")) errors.push(`${path}.name: Invalid value: ${JSON.stringify(name)}: provider name cannot contain '/'`);
-      if (name.includes(" ")) errors.push(`${path}.name: Invalid value: ${JSON.stringify(name)}: provider name cannot contain spaces`);
-      if (name === "." || name === "..") errors.push(`${path}.name: Invalid value: ${JSON.stringify(name)}: provider name cannot be '.' or '..'`);
+      if (name.includes("/"))
+        errors.push(`${path}.name: Invalid value: ${JSON.stringify(name)}: provider name cannot contain '/'`);
+      if (name.includes(" "))
+        errors.push(`${path}.name: Invalid value: ${JSON.stringify(name)}: provider name cannot contain spaces`);
+      if (name === "." || name === "..")
+        errors.push(`${path}.name: Invalid value: ${JSON.stringify(name)}: provider name cannot be '.' or '..'`);
     }
     const apiVersion = typeof p.apiVersion === "string" ? p.apiVersion : "";
     if (apiVersion === "") errors.push(`${path}.apiVersion: Required value`);
     else if (!(API_VERSIONS as readonly string[]).includes(apiVersion)) {
-      errors.push(`${path}.apiVersion: Unsupported value: ${JSON.stringify(apiVersion)}: supported values: ${API_VERSIONS.map((v) => JSON.stringify(v)).join(", ")}`);
+      errors.push(
+        `${path}.apiVersion: Unsupported value: ${JSON.stringify(apiVersion)}: supported values: ${API_VERSIONS.map((v) => JSON.stringify(v)).join(", ")}`,
+      );
     }
     const matchImages = stringList(p.matchImages, `${path}.matchImages`, errors);
-    if (matchImages.length === 0) errors.push(`${path}.matchImages: Required value: at least 1 item in matchImages is required`);
+    if (matchImages.length === 0)
+      errors.push(`${path}.matchImages: Required value: at least 1 item in matchImages is required`);
     matchImages.forEach((m, i) => {
       const parsed = parseSchemelessURL(m);
-      if (!parsed.ok) errors.push(`${path}.matchImages[${i}]: Invalid value: ${JSON.stringify(m)}: match image is invalid: ${parsed.error}`);
+      if (!parsed.ok)
+        errors.push(
+          `${path}.matchImages[${i}]: Invalid value: ${JSON.stringify(m)}: match image is invalid: ${parsed.error}`,
+        );
     });
     let duration: string | undefined;
-    if (p.defaultCacheDuration === undefined || p.defaultCacheDuration === null) errors.push(`${path}.defaultCacheDuration: Required value`);
-    else if (typeof p.defaultCacheDuration !== "string") errors.push(`${path}.defaultCacheDuration: must be a duration string such as "12h"`);
+    if (p.defaultCacheDuration === undefined || p.defaultCacheDuration === null)
+      errors.push(`${path}.defaultCacheDuration: Required value`);
+    else if (typeof p.defaultCacheDuration !== "string")
+      errors.push(`${path}.defaultCacheDuration: must be a duration string such as "12h"`);
     else {
       const d = parseGoDuration(p.defaultCacheDuration);
       if (!d.ok) errors.push(`${path}.defaultCacheDuration: ${d.error}`);
-      else if (d.ns < 0n) errors.push(`${path}.defaultCacheDuration: Invalid value: ${JSON.stringify(p.defaultCacheDuration)}: must be greater than or equal to 0`);
+      else if (d.ns < 0n)
+        errors.push(
+          `${path}.defaultCacheDuration: Invalid value: ${JSON.stringify(p.defaultCacheDuration)}: must be greater than or equal to 0`,
+        );
       else duration = p.defaultCacheDuration;
     }
     const args = stringList(p.args, `${path}.args`, errors);
@@ -149,8 +188,19 @@ function validateDocument(doc: unknown, file: string, providers: Provider[], err
           else env.push({ name: e.name, value: typeof e.value === "string" ? e.value : "" });
         });
     }
-    if (p.tokenAttributes !== undefined && p.tokenAttributes !== null) validateTokenAttributes(p.tokenAttributes, apiVersion, `${path}.tokenAttributes`, errors);
-    providers.push({ file, index, name, matchImages, apiVersion, defaultCacheDuration: duration, args, env, hasTokenAttributes: p.tokenAttributes != null });
+    if (p.tokenAttributes !== undefined && p.tokenAttributes !== null)
+      validateTokenAttributes(p.tokenAttributes, apiVersion, `${path}.tokenAttributes`, errors);
+    providers.push({
+      file,
+      index,
+      name,
+      matchImages,
+      apiVersion,
+      defaultCacheDuration: duration,
+      args,
+      env,
+      hasTokenAttributes: p.tokenAttributes != null,
+    });
   });
 }
 
@@ -188,12 +238,16 @@ export function validateConfig(path: string, parse: ParseDoc): ConfigReport {
     if (!doc.ok) errors.push(`${file}: ${doc.error}`);
     else validateDocument(doc.value, file, providers, errors);
   }
-  if (providers.length === 0 && errors.length === 0) errors.push(`${path}: providers: Required value: at least 1 item in plugins is required`);
+  if (providers.length === 0 && errors.length === 0)
+    errors.push(`${path}: providers: Required value: at least 1 item in plugins is required`);
   const seen = new Map<string, Provider>();
   for (const p of providers) {
     if (p.name === "") continue;
     const first = seen.get(p.name);
-    if (first) errors.push(`${p.file}: providers[${p.index}].name: Duplicate value: ${JSON.stringify(p.name)} (also in ${first.file})`);
+    if (first)
+      errors.push(
+        `${p.file}: providers[${p.index}].name: Duplicate value: ${JSON.stringify(p.name)} (also in ${first.file})`,
+      );
     else seen.set(p.name, p);
   }
   return { providers, errors };

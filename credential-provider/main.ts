@@ -38,7 +38,9 @@ async function serve(argv: string[], env: Env): Promise<number> {
   if (!config.ok) return fail(config.error);
   const input = readStdin(MAX_STDIN_BYTES);
   if (!input.ok) {
-    return fail(`error reading the CredentialProviderRequest from stdin: ${input.reason === "too-large" ? `input is ${input.detail}` : input.detail}`);
+    return fail(
+      `error reading the CredentialProviderRequest from stdin: ${input.reason === "too-large" ? `input is ${input.detail}` : input.detail}`,
+    );
   }
   const req = decodeRequest(input.text);
   if (!req.ok) return fail(req.error);

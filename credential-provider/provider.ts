@@ -27,7 +27,9 @@ export type Outcome =
   | { ok: true; response: CredentialProviderResponse; source: "cache" | "ecr" | "stale-cache"; plan: FetchPlan }
   | { ok: false; error: string };
 
-export type PlanResult = { ok: true; registry: string; plan: FetchPlan; warning?: string } | { ok: false; error: string };
+export type PlanResult =
+  | { ok: true; registry: string; plan: FetchPlan; warning?: string }
+  | { ok: false; error: string };
 
 export function planFor(req: CredentialProviderRequest, config: Config): PlanResult {
   const image = parseImage(req.image);
@@ -46,7 +48,8 @@ export function planFor(req: CredentialProviderRequest, config: Config): PlanRes
   const accountId = reg.kind === "private" ? reg.accountId : undefined;
   let identity: Identity = { mode: "node" };
   if (req.serviceAccountToken) {
-    const roleArn = req.serviceAccountAnnotations?.[ROLE_ANNOTATION] || mappedRole(config, reg.host, accountId) || config.ecrRoleArn;
+    const roleArn =
+      req.serviceAccountAnnotations?.[ROLE_ANNOTATION] || mappedRole(config, reg.host, accountId) || config.ecrRoleArn;
     if (roleArn) identity = { mode: "web-identity", roleArn, token: req.serviceAccountToken };
   } else {
     const roleArn = mappedRole(config, reg.host, accountId);
@@ -85,7 +88,12 @@ export function identityKey(plan: FetchPlan, config: Config): string {
   });
 }
 
-function respond(req: CredentialProviderRequest, registry: string, t: { username: string; password: string }, seconds: number): CredentialProviderResponse {
+function respond(
+  req: CredentialProviderRequest,
+  registry: string,
+  t: { username: string; password: string },
+  seconds: number,
+): CredentialProviderResponse {
   return makeResponse(req.apiVersion, {
     cacheKeyType: "Registry",
     cacheDuration: formatSeconds(seconds),
@@ -111,7 +119,12 @@ export async function getCredentials(req: CredentialProviderRequest, config: Con
     if (cached) addSecret(cached.password);
     const now = deps.now();
     if (cached && isFresh(cached, now)) {
-      return { ok: true, source: "cache", plan, response: respond(req, registry, cached, halfLifeSeconds(cached.expiresAt, now)) };
+      return {
+        ok: true,
+        source: "cache",
+        plan,
+        response: respond(req, registry, cached, halfLifeSeconds(cached.expiresAt, now)),
+      };
     }
   }
 
@@ -120,7 +133,11 @@ export async function getCredentials(req: CredentialProviderRequest, config: Con
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       controller.abort();
-      reject(new DeadlineError(`timed out after ${formatGoDuration(BigInt(Math.round(config.timeoutMs)) * 1_000_000n)} waiting for ${plan.identity.mode === "node" ? "" : "STS and "}${plan.api === "ecr" ? "ECR" : "ECR Public"} (region ${plan.region ?? "default"}); check network access, proxy settings (HTTPS_PROXY, NO_PROXY) and the credential source`));
+      reject(
+        new DeadlineError(
+          `timed out after ${formatGoDuration(BigInt(Math.round(config.timeoutMs)) * 1_000_000n)} waiting for ${plan.identity.mode === "node" ? "" : "STS and "}${plan.api === "ecr" ? "ECR" : "ECR Public"} (region ${plan.region ?? "default"}); check network access, proxy settings (HTTPS_PROXY, NO_PROXY) and the credential source`,
+        ),
+      );
     }, config.timeoutMs);
   });
   let token: Token;
@@ -130,7 +147,9 @@ export async function getCredentials(req: CredentialProviderRequest, config: Con
     const message = e instanceof Error ? e.message : String(e);
     const now = deps.now();
     if (cached && isUsableStale(cached, now)) {
-      deps.warn(`warning: serving a cached token for ${plan.host} valid until ${new Date(cached.expiresAt).toISOString()}: ${message}`);
+      deps.warn(
+        `warning: serving a cached token for ${plan.host} valid until ${new Date(cached.expiresAt).toISOString()}: ${message}`,
+      );
       const seconds = Math.min(STALE_CACHE_SECONDS, halfLifeSeconds(cached.expiresAt, now));
       return { ok: true, source: "stale-cache", plan, response: respond(req, registry, cached, seconds) };
     }
@@ -141,8 +160,19 @@ export async function getCredentials(req: CredentialProviderRequest, config: Con
   addSecret(token.password);
   const now = deps.now();
   if (dir !== undefined && token.expiresAt !== undefined && token.expiresAt > now) {
-    const failed = writeCache(dir, key, { registry: plan.host, username: token.username, password: token.password, expiresAt: token.expiresAt, fetchedAt: now });
+    const failed = writeCache(dir, key, {
+      registry: plan.host,
+      username: token.username,
+      password: token.password,
+      expiresAt: token.expiresAt,
+      fetchedAt: now,
+    });
     if (failed) deps.warn(`warning: could not write the token cache in ${dir}: ${failed}`);
   }
-  return { ok: true, source: "ecr", plan, response: respond(req, registry, token, halfLifeSeconds(token.expiresAt, now)) };
+  return {
+    ok: true,
+    source: "ecr",
+    plan,
+    response: respond(req, registry, token, halfLifeSeconds(token.expiresAt, now)),
+  };
 }

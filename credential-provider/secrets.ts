@@ -13,7 +13,8 @@ export function addSecret(value: string | undefined): void {
 // JWTs (service-account tokens, web-identity tokens) and secret-looking fields, in case a peer
 // echoes one we were never told about.
 const JWT = /eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
-const SECRET_FIELD = /((?:SecretAccessKey|SessionToken|authorizationToken|password|WebIdentityToken)(?:"?\s*[:=]\s*"?|>))[^"'<\s,&]+/gi;
+const SECRET_FIELD =
+  /((?:SecretAccessKey|SessionToken|authorizationToken|password|WebIdentityToken)(?:"?\s*[:=]\s*"?|>))[^"'<\s,&]+/gi;
 
 export function redact(text: string): string {
   let out = text;
@@ -23,5 +24,7 @@ export function redact(text: string): string {
 
 /** One line for the kubelet's log, secrets removed. */
 export function safeLine(text: string): string {
-  return redact(text).replace(/\s*[\r\n]+\s*/g, " ").trim();
+  return redact(text)
+    .replace(/\s*[\r\n]+\s*/g, " ")
+    .trim();
 }

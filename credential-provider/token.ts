@@ -1,7 +1,7 @@
 // GetAuthorizationToken output -> username and password, with the anchor's error messages.
 // Pure, so the SDK stays out of the unit tests and off the cache-hit path.
 
-export type Token = { username: string; password: string; /** epoch ms */ expiresAt: number | undefined };
+export type Token = { username: string; password: string /** epoch ms */; expiresAt: number | undefined };
 export type TokenResult = { ok: true; value: Token } | { ok: false; error: string };
 
 type AuthData = { authorizationToken?: string | undefined; expiresAt?: Date | undefined };
@@ -13,12 +13,18 @@ export function decodeAuthorizationToken(token: string, expiresAt: Date | undefi
   const t = expiresAt?.getTime();
   return {
     ok: true,
-    value: { username: decoded.slice(0, colon), password: decoded.slice(colon + 1), expiresAt: t !== undefined && Number.isFinite(t) ? t : undefined },
+    value: {
+      username: decoded.slice(0, colon),
+      password: decoded.slice(colon + 1),
+      expiresAt: t !== undefined && Number.isFinite(t) ? t : undefined,
+    },
   };
 }
 
 /** ecr: `authorizationData` is a list; the anchor uses the first entry. */
-export function tokenFromEcrOutput(output: { authorizationData?: AuthData[] | undefined } | null | undefined): TokenResult {
+export function tokenFromEcrOutput(
+  output: { authorizationData?: AuthData[] | undefined } | null | undefined,
+): TokenResult {
   if (output === null || output === undefined) return { ok: false, error: "response output from ECR was nil" };
   const data = output.authorizationData;
   if (!data || data.length === 0) return { ok: false, error: "authorization data was empty" };
@@ -28,7 +34,9 @@ export function tokenFromEcrOutput(output: { authorizationData?: AuthData[] | un
 }
 
 /** ecr-public: `authorizationData` is one object. */
-export function tokenFromEcrPublicOutput(output: { authorizationData?: AuthData | undefined } | null | undefined): TokenResult {
+export function tokenFromEcrPublicOutput(
+  output: { authorizationData?: AuthData | undefined } | null | undefined,
+): TokenResult {
   if (output === null || output === undefined) return { ok: false, error: "response output from ECR was nil" };
   const data = output.authorizationData;
   if (!data) return { ok: false, error: "authorization data was empty" };

@@ -3,7 +3,16 @@
 // (../shared/reference/packaging.md: stripping after injection breaks the binary).
 import { build } from "esbuild";
 import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { PROGRAMS, type Program } from "./programs.ts";
 
@@ -13,7 +22,10 @@ const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { ve
 
 /** The commit built from, marked "-dirty" when the work tree differs from it. */
 function gitCommit(): string {
-  const git = (...args: string[]) => execFileSync("git", args, { cwd: root, stdio: ["ignore", "pipe", "ignore"] }).toString().trim();
+  const git = (...args: string[]) =>
+    execFileSync("git", args, { cwd: root, stdio: ["ignore", "pipe", "ignore"] })
+      .toString()
+      .trim();
   try {
     const sha = git("rev-parse", "--short=12", "HEAD");
     return git("status", "--porcelain", "--untracked-files=no") === "" ? sha : `${sha}-dirty`;

@@ -92,7 +92,13 @@ function sourceDateEpoch(): number {
   const env = process.env.SOURCE_DATE_EPOCH;
   if (env && /^\d+$/.test(env)) return Number(env);
   try {
-    return Number(execFileSync("git", ["log", "-1", "--format=%ct"], { cwd: root, stdio: ["ignore", "pipe", "ignore"] }).toString().trim()) || 0;
+    return (
+      Number(
+        execFileSync("git", ["log", "-1", "--format=%ct"], { cwd: root, stdio: ["ignore", "pipe", "ignore"] })
+          .toString()
+          .trim(),
+      ) || 0
+    );
   } catch {
     return 0;
   }
@@ -106,7 +112,19 @@ async function tarGz(parent: string, top: string, out: string, mtime: number, le
   const tmp = `${out}.tmp`;
   const tar = spawn(
     "tar",
-    ["--sort=name", "--owner=0", "--group=0", "--numeric-owner", `--mtime=@${mtime}`, "--format=gnu", "-C", parent, "-cf", "-", top],
+    [
+      "--sort=name",
+      "--owner=0",
+      "--group=0",
+      "--numeric-owner",
+      `--mtime=@${mtime}`,
+      "--format=gnu",
+      "-C",
+      parent,
+      "-cf",
+      "-",
+      top,
+    ],
     { stdio: ["ignore", "pipe", "inherit"] },
   );
   const exited = new Promise<number>((done) => tar.on("close", (code) => done(code ?? 1)));
@@ -124,7 +142,12 @@ export const debianVersion = (v: string): string => v.replace("-", "~");
 
 export type ReleaseResult = { tarball: string; deb?: string; dir: string };
 
-export async function release(opts: { out: string; binDir: string; deb: boolean; level: number }): Promise<ReleaseResult> {
+export async function release(opts: {
+  out: string;
+  binDir: string;
+  deb: boolean;
+  level: number;
+}): Promise<ReleaseResult> {
   const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
   const programs = PROGRAMS.filter((p) => existsSync(join(root, p.entry)));
   for (const p of PROGRAMS) {
@@ -171,10 +194,26 @@ export async function release(opts: { out: string; binDir: string; deb: boolean;
     if (opts.deb) {
       if (onPath("dpkg-deb")) {
         const deb = join(opts.out, `berth_${debianVersion(pkg.version)}_${arch}.deb`);
-        execFileSync("bash", [join(here, "deb", "build-deb.sh"), "--source", dir, "--version", debianVersion(pkg.version), "--arch", arch, "--level", String(opts.level), "--out", deb], {
-          stdio: ["ignore", "ignore", "inherit"],
-          env: { ...process.env, SOURCE_DATE_EPOCH: String(epoch) }, // dpkg-deb clamps mtimes to it
-        });
+        execFileSync(
+          "bash",
+          [
+            join(here, "deb", "build-deb.sh"),
+            "--source",
+            dir,
+            "--version",
+            debianVersion(pkg.version),
+            "--arch",
+            arch,
+            "--level",
+            String(opts.level),
+            "--out",
+            deb,
+          ],
+          {
+            stdio: ["ignore", "ignore", "inherit"],
+            env: { ...process.env, SOURCE_DATE_EPOCH: String(epoch) }, // dpkg-deb clamps mtimes to it
+          },
+        );
         result.deb = deb;
       } else {
         process.stderr.write("release: dpkg-deb not found; no .deb built\n");
@@ -183,7 +222,10 @@ export async function release(opts: { out: string; binDir: string; deb: boolean;
     const artifacts = readdirSync(opts.out)
       .filter((f) => f.endsWith(".tar.gz") || f.endsWith(".deb"))
       .sort();
-    writeFileSync(join(opts.out, "SHA256SUMS"), artifacts.map((f) => `${sha256File(join(opts.out, f))}  ${f}\n`).join(""));
+    writeFileSync(
+      join(opts.out, "SHA256SUMS"),
+      artifacts.map((f) => `${sha256File(join(opts.out, f))}  ${f}\n`).join(""),
+    );
     return result;
   } finally {
     rmSync(stage, { recursive: true, force: true });
@@ -202,7 +244,12 @@ if (import.meta.main) {
   const level = Number(values["compression-level"]);
   try {
     if (!Number.isInteger(level) || level < 1 || level > 9) throw new Error("--compression-level must be 1 to 9");
-    const r = await release({ out: resolve(values.out), binDir: resolve(values["bin-dir"]), deb: !values["no-deb"], level });
+    const r = await release({
+      out: resolve(values.out),
+      binDir: resolve(values["bin-dir"]),
+      deb: !values["no-deb"],
+      level,
+    });
     process.stdout.write(`wrote ${relative(process.cwd(), r.tarball)}\n`);
     if (r.deb) process.stdout.write(`wrote ${relative(process.cwd(), r.deb)}\n`);
   } catch (e) {

@@ -6,7 +6,17 @@ import { readdirSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 
 const here = import.meta.dirname;
-const STAGE_ORDER = ["unit", "blackbox", "parity", "credential-provider", "packaging", "netns", "libcni", "podman", "registry"];
+const STAGE_ORDER = [
+  "unit",
+  "blackbox",
+  "parity",
+  "credential-provider",
+  "packaging",
+  "netns",
+  "libcni",
+  "podman",
+  "registry",
+];
 
 function testFiles(dir: string): string[] {
   const out: string[] = [];
@@ -64,7 +74,9 @@ const chosen = wanted.length ? all.filter((s) => wanted.includes(s)) : all;
 const total: Counts = { passed: 0, failed: 0, skipped: 0 };
 const lines: string[] = [];
 for (const stage of chosen) {
-  process.stdout.write(`\n=== stage ${stage} (${testFiles(join(here, stage)).map((f) => relative(resolve(here, ".."), f)).length} files)\n`);
+  process.stdout.write(
+    `\n=== stage ${stage} (${testFiles(join(here, stage)).map((f) => relative(resolve(here, ".."), f)).length} files)\n`,
+  );
   const c = await runStage(stage);
   total.passed += c.passed;
   total.failed += c.failed;

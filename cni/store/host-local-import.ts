@@ -25,7 +25,9 @@ export function importHostLocalRecords(dir: string, q: (sql: string) => Statemen
   } catch {
     names = [];
   }
-  const insert = q("INSERT OR IGNORE INTO reservation (ip, container_id, ifname, range_set, imported) VALUES (?, ?, ?, '', 1)");
+  const insert = q(
+    "INSERT OR IGNORE INTO reservation (ip, container_id, ifname, range_set, imported) VALUES (?, ?, ?, '', 1)",
+  );
   for (const name of names) {
     const ip = parseIp(name);
     if (!ip || formatIp(ip) !== name) continue; // lock, last_reserved_ip.N, berth.db, …

@@ -5,7 +5,8 @@ import type { Attachment, Reservation, Store } from "./store.ts";
 export type MemoryStore = Store & { reservations: Map<string, Reservation>; cursors: Map<string, Ip> };
 
 const key = (ip: Ip) => Buffer.from(ipKey(ip)).toString("hex");
-const owns = (r: Reservation, a: Attachment) => r.containerId === a.containerId && (r.ifname === a.ifname || r.ifname === "");
+const owns = (r: Reservation, a: Attachment) =>
+  r.containerId === a.containerId && (r.ifname === a.ifname || r.ifname === "");
 
 export function memoryStore(initial: Reservation[] = []): MemoryStore {
   const reservations = new Map(initial.map((r) => [key(r.ip), r]));

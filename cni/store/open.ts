@@ -10,7 +10,12 @@ export function openStore(dataDir: string, network: string, create: boolean): Op
 }
 
 /** Runs fn on the network's store and always closes it; undefined when nothing is stored yet. */
-export async function withStore<T>(dataDir: string, network: string, create: boolean, fn: (s: OpenStore) => Promise<T>): Promise<T | undefined> {
+export async function withStore<T>(
+  dataDir: string,
+  network: string,
+  create: boolean,
+  fn: (s: OpenStore) => Promise<T>,
+): Promise<T | undefined> {
   const store = openStore(dataDir, network, create);
   if (!store) return undefined;
   try {

@@ -36,7 +36,12 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITH
 export type SqliteStore = Store & { close(): void };
 
 type Row = { ip: Uint8Array; container_id: string; ifname: string; range_set: string; imported: number };
-const toReservation = (r: Row): Reservation => ({ ip: ipFromKey(r.ip), containerId: r.container_id, ifname: r.ifname, rangeSet: r.range_set });
+const toReservation = (r: Row): Reservation => ({
+  ip: ipFromKey(r.ip),
+  containerId: r.container_id,
+  ifname: r.ifname,
+  rangeSet: r.range_set,
+});
 
 function isBusy(e: unknown): boolean {
   const err = e as { errcode?: number; message?: string };
@@ -95,7 +100,8 @@ export function openSqliteStore(networkDir: string, create: boolean): SqliteStor
       try {
         db.exec("BEGIN IMMEDIATE");
       } catch (e) {
-        if (isBusy(e)) throw tryAgainLater(`store busy: another process held ${networkDir} for ${BUSY_TIMEOUT_MS / 1000}s`);
+        if (isBusy(e))
+          throw tryAgainLater(`store busy: another process held ${networkDir} for ${BUSY_TIMEOUT_MS / 1000}s`);
         throw e;
       }
       try {
@@ -115,20 +121,36 @@ export function openSqliteStore(networkDir: string, create: boolean): SqliteStor
     },
     async reserve(r) {
       const key = ipKey(r.ip);
-      const res = q("INSERT OR IGNORE INTO reservation (ip, container_id, ifname, range_set) VALUES (?, ?, ?, ?)").run(key, r.containerId, r.ifname, r.rangeSet);
+      const res = q("INSERT OR IGNORE INTO reservation (ip, container_id, ifname, range_set) VALUES (?, ?, ?, ?)").run(
+        key,
+        r.containerId,
+        r.ifname,
+        r.rangeSet,
+      );
       if (res.changes === 0) return false;
-      q("INSERT INTO cursor (range_set, ip) VALUES (?, ?) ON CONFLICT (range_set) DO UPDATE SET ip = excluded.ip").run(r.rangeSet, key);
+      q("INSERT INTO cursor (range_set, ip) VALUES (?, ?) ON CONFLICT (range_set) DO UPDATE SET ip = excluded.ip").run(
+        r.rangeSet,
+        key,
+      );
       return true;
     },
     async releaseById(a) {
-      const rows = q("DELETE FROM reservation WHERE container_id = ? AND ifname IN (?, '') RETURNING *").all(a.containerId, a.ifname) as Row[];
+      const rows = q("DELETE FROM reservation WHERE container_id = ? AND ifname IN (?, '') RETURNING *").all(
+        a.containerId,
+        a.ifname,
+      ) as Row[];
       const gone = rows.map(toReservation);
       const fromHostLocal = rows.filter((r) => r.imported === 1).map(toReservation);
       if (fromHostLocal.length) releaseHostLocalFiles(networkDir, fromHostLocal);
       return gone;
     },
     async getById(a) {
-      return (q("SELECT * FROM reservation WHERE container_id = ? AND ifname = ? ORDER BY ip").all(a.containerId, a.ifname) as Row[]).map(toReservation);
+      return (
+        q("SELECT * FROM reservation WHERE container_id = ? AND ifname = ? ORDER BY ip").all(
+          a.containerId,
+          a.ifname,
+        ) as Row[]
+      ).map(toReservation);
     },
     async lastReserved(rangeSet) {
       const row = q("SELECT ip FROM cursor WHERE range_set = ?").get(rangeSet) as { ip: Uint8Array } | undefined;
@@ -138,7 +160,10 @@ export function openSqliteStore(networkDir: string, create: boolean): SqliteStor
       // Walk the reserved addresses from lo in order until the first gap: this reads only the run
       // of taken addresses that starts at lo, which round-robin keeps short, never the whole pool.
       let want = lo.value;
-      for (const row of q("SELECT ip FROM reservation WHERE ip >= ? AND ip <= ? ORDER BY ip").iterate(ipKey(lo), ipKey(hi))) {
+      for (const row of q("SELECT ip FROM reservation WHERE ip >= ? AND ip <= ? ORDER BY ip").iterate(
+        ipKey(lo),
+        ipKey(hi),
+      )) {
         const taken = ipFromKey((row as { ip: Uint8Array }).ip).value;
         if (taken !== want) break;
         want++;
@@ -146,9 +171,9 @@ export function openSqliteStore(networkDir: string, create: boolean): SqliteStor
       return want <= hi.value ? withValue(lo, want) : undefined;
     },
     async listAttachments() {
-      return (q("SELECT DISTINCT container_id, ifname FROM reservation ORDER BY container_id, ifname").all() as Row[]).map(
-        (r): Attachment => ({ containerId: r.container_id, ifname: r.ifname }),
-      );
+      return (
+        q("SELECT DISTINCT container_id, ifname FROM reservation ORDER BY container_id, ifname").all() as Row[]
+      ).map((r): Attachment => ({ containerId: r.container_id, ifname: r.ifname }));
     },
     close() {
       db.close();

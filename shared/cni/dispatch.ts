@@ -5,7 +5,14 @@ import { readStdin, writeStderr, writeStdout } from "../io.ts";
 import { CniError, decodingFailure, incompatibleVersion, invalidConfig, toCniError } from "./errors.ts";
 import { isValidName, parseEnv, type CniEnv } from "./env.ts";
 import { renderResult, type IpamResult, type JsonObject } from "./result.ts";
-import { atLeast, isSupported, LATEST_VERSION, SUPPORTED_VERSIONS, supportedListText, type CniVersion } from "./version.ts";
+import {
+  atLeast,
+  isSupported,
+  LATEST_VERSION,
+  SUPPORTED_VERSIONS,
+  supportedListText,
+  type CniVersion,
+} from "./version.ts";
 
 export type CniRequest = {
   env: CniEnv;
@@ -64,7 +71,10 @@ function networkName(config: JsonObject): string {
   const name = config.name;
   if (name === undefined || name === "") throw invalidConfig("missing network name");
   if (typeof name !== "string" || !isValidName(name)) {
-    throw invalidConfig("invalid characters found in network name", typeof name === "string" ? name : JSON.stringify(name));
+    throw invalidConfig(
+      "invalid characters found in network name",
+      typeof name === "string" ? name : JSON.stringify(name),
+    );
   }
   return name;
 }
@@ -89,7 +99,10 @@ async function dispatch(handlers: CniHandlers, env: CniEnv, text: string, state:
   if (isSupported(v)) state.version = v;
   const name = networkName(config);
   if (!isSupported(v)) {
-    throw incompatibleVersion("incompatible CNI versions", `config is ${JSON.stringify(v)}, plugin supports ${supportedListText()}`);
+    throw incompatibleVersion(
+      "incompatible CNI versions",
+      `config is ${JSON.stringify(v)}, plugin supports ${supportedListText()}`,
+    );
   }
   const min = MIN_VERSION[env.command];
   if (min && !atLeast(v, min)) throw incompatibleVersion(`config version does not allow ${env.command}`);

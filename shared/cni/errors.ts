@@ -30,7 +30,8 @@ export class CniError extends Error {
   }
 }
 
-export const incompatibleVersion = (msg: string, details = "") => new CniError(ErrorCode.IncompatibleVersion, msg, details);
+export const incompatibleVersion = (msg: string, details = "") =>
+  new CniError(ErrorCode.IncompatibleVersion, msg, details);
 export const unsupportedField = (msg: string, details = "") => new CniError(ErrorCode.UnsupportedField, msg, details);
 export const unknownContainer = (msg: string, details = "") => new CniError(ErrorCode.UnknownContainer, msg, details);
 export const invalidEnv = (msg: string, details = "") => new CniError(ErrorCode.InvalidEnvironment, msg, details);

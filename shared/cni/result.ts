@@ -103,7 +103,7 @@ export function prevResultAddresses(prev: unknown): string[] {
   if (typeof prev !== "object" || prev === null) return [];
   const p = prev as JsonObject;
   const out: string[] = [];
-  const strip = (cidr: unknown) => (typeof cidr === "string" ? cidr.split("/")[0] ?? "" : "");
+  const strip = (cidr: unknown) => (typeof cidr === "string" ? (cidr.split("/")[0] ?? "") : "");
   if (Array.isArray(p.ips)) {
     for (const ip of p.ips) {
       if (typeof ip === "object" && ip !== null) out.push(strip((ip as JsonObject).address));

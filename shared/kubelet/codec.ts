@@ -47,10 +47,16 @@ export function decodeRequest(text: string): Decoded<CredentialProviderRequest> 
     raw = JSON.parse(text);
   } catch (e) {
     const detail = text.trim() === "" ? "empty input on stdin" : oneLine((e as Error).message);
-    return { ok: false, error: `error decoding credential provider request: ${detail}; expected a ${REQUEST_KIND} JSON object on stdin` };
+    return {
+      ok: false,
+      error: `error decoding credential provider request: ${detail}; expected a ${REQUEST_KIND} JSON object on stdin`,
+    };
   }
   if (!isObject(raw)) {
-    return { ok: false, error: `error decoding credential provider request: got a JSON ${jsonType(raw)}; expected a ${REQUEST_KIND} JSON object on stdin` };
+    return {
+      ok: false,
+      error: `error decoding credential provider request: got a JSON ${jsonType(raw)}; expected a ${REQUEST_KIND} JSON object on stdin`,
+    };
   }
   const apiVersion = raw.apiVersion ?? "";
   if (!isApiVersion(apiVersion)) {
@@ -111,7 +117,10 @@ export function encodeResponse(res: CredentialProviderResponse): string {
 const RESPONSE_FIELDS = new Set(["kind", "apiVersion", "cacheKeyType", "cacheDuration", "auth"]);
 const AUTH_FIELDS = new Set(["username", "password"]);
 
-export function decodeResponseStrict(text: string, expectedApiVersion: ApiVersion): Decoded<CredentialProviderResponse> {
+export function decodeResponseStrict(
+  text: string,
+  expectedApiVersion: ApiVersion,
+): Decoded<CredentialProviderResponse> {
   const fail = (why: string): Decoded<CredentialProviderResponse> => ({
     ok: false,
     error: `error decoding credential provider plugin response from stdout: ${why}`,
@@ -140,7 +149,8 @@ export function decodeResponseStrict(text: string, expectedApiVersion: ApiVersio
       for (const f of Object.keys(entry)) if (!AUTH_FIELDS.has(f)) return fail(`unknown field "auth.${f}"`);
       const username = entry.username ?? "";
       const password = entry.password ?? "";
-      if (typeof username !== "string" || typeof password !== "string") return fail("username and password must be strings");
+      if (typeof username !== "string" || typeof password !== "string")
+        return fail("username and password must be strings");
       authOut[key] = { username, password };
     }
   }
@@ -150,7 +160,11 @@ export function decodeResponseStrict(text: string, expectedApiVersion: ApiVersio
       error: `apiVersion from credential plugin response did not match expected apiVersion:${expectedApiVersion}, actual apiVersion:${apiVersion}`,
     };
   }
-  if (kind !== RESPONSE_KIND) return { ok: false, error: `kind from credential plugin response was ${JSON.stringify(kind)}, expected ${RESPONSE_KIND}` };
+  if (kind !== RESPONSE_KIND)
+    return {
+      ok: false,
+      error: `kind from credential plugin response was ${JSON.stringify(kind)}, expected ${RESPONSE_KIND}`,
+    };
   if (!(CACHE_KEY_TYPES as readonly unknown[]).includes(cacheKeyType)) {
     return { ok: false, error: `invalid cacheKeyType ${JSON.stringify(cacheKeyType ?? "")}` };
   }

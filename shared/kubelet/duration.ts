@@ -47,7 +47,7 @@ export function formatSeconds(seconds: number): string {
   return formatGoDuration(BigInt(Math.trunc(seconds)) * S);
 }
 
-const UNITS: Record<string, bigint> = { ns: NS, us: US, "µs": US, "μs": US, ms: MS, s: S, m: M, h: H };
+const UNITS: Record<string, bigint> = { ns: NS, us: US, µs: US, μs: US, ms: MS, s: S, m: M, h: H };
 
 export type ParsedDuration = { ok: true; ns: bigint } | { ok: false; error: string };
 
@@ -74,7 +74,8 @@ export function parseGoDuration(text: string): ParsedDuration {
     const unitName = unitMatch?.[0] ?? "";
     if (unitName === "") return { ok: false, error: `time: missing unit in duration ${quoted}` };
     const unit = UNITS[unitName];
-    if (unit === undefined) return { ok: false, error: `time: unknown unit ${JSON.stringify(unitName)} in duration ${quoted}` };
+    if (unit === undefined)
+      return { ok: false, error: `time: unknown unit ${JSON.stringify(unitName)} in duration ${quoted}` };
     s = s.slice(unitName.length);
     let v = BigInt(whole || "0") * unit;
     if (fracDigits) {

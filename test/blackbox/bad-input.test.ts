@@ -12,7 +12,10 @@ const test = suite<Ctx>("bad input");
 test.before.each(async (ctx) => {
   ctx.dir = tempDir();
   // A store with one reservation in it, so "unchanged" means something.
-  const r = await cni({ command: "ADD", containerId: "existing" }, netconf({ dataDir: ctx.dir, subnet: "10.1.2.0/24" }));
+  const r = await cni(
+    { command: "ADD", containerId: "existing" },
+    netconf({ dataDir: ctx.dir, subnet: "10.1.2.0/24" }),
+  );
   assert.is(r.code, 0, r.stdout);
   ctx.before = snapshot(ctx.dir);
 });
@@ -45,7 +48,10 @@ test("a top-level JSON array is refused (6 berth; host-local's decoder: 6 too)",
 });
 
 test("a huge input (8 MiB) is refused without reading it all (berth: error 6)", async (ctx) => {
-  const huge = JSON.stringify({ ...netconf({ dataDir: ctx.dir, subnet: "10.1.2.0/24" }), pad: "x".repeat(8 * 1024 * 1024) });
+  const huge = JSON.stringify({
+    ...netconf({ dataDir: ctx.dir, subnet: "10.1.2.0/24" }),
+    pad: "x".repeat(8 * 1024 * 1024),
+  });
   const r = await cni({ command: "ADD", containerId: "new" }, huge);
   if (REF) {
     assert.is(r.code, 0, "host-local reads any size");
@@ -74,7 +80,8 @@ for (const [name, ipam] of configCases) {
     // Go's JSON decoder reports type mismatches itself (code 999 as a plain error, or 6);
     // host-local passes a route without dst through unchecked (intended difference).
     if (!REF) assertRefused(r, CONFIG_ERROR, ctx);
-    else if (name !== "a route without dst") assert.ok(r.code === 1 && [6, 999].includes(Number(r.json?.code)), r.stdout);
+    else if (name !== "a route without dst")
+      assert.ok(r.code === 1 && [6, 999].includes(Number(r.json?.code)), r.stdout);
   });
 }
 
@@ -90,29 +97,52 @@ for (const [name, ipam] of berthOnlyConfig) {
 }
 
 test("args.cni.ips with a non-address is refused", async (ctx) => {
-  const r = await cni({ command: "ADD", containerId: "new" }, netconf({ dataDir: ctx.dir, subnet: "10.1.2.0/24" }, { args: { cni: { ips: ["not-an-ip"] } } }));
+  const r = await cni(
+    { command: "ADD", containerId: "new" },
+    netconf({ dataDir: ctx.dir, subnet: "10.1.2.0/24" }, { args: { cni: { ips: ["not-an-ip"] } } }),
+  );
   assert.is(r.code, 1);
   if (!REF) assertRefused(r, 7, ctx);
   assert.is(snapshot(ctx.dir), ctx.before);
 });
 
 test("CNI_ARGS IP= with a non-address is refused (berth: 4, the env is invalid)", async (ctx) => {
-  const r = await cni({ command: "ADD", containerId: "new", args: "IP=999.1.1.1" }, netconf({ dataDir: ctx.dir, subnet: "10.1.2.0/24" }));
+  const r = await cni(
+    { command: "ADD", containerId: "new", args: "IP=999.1.1.1" },
+    netconf({ dataDir: ctx.dir, subnet: "10.1.2.0/24" }),
+  );
   assert.is(r.code, 1);
   if (!REF) assertRefused(r, 4, ctx);
   assert.is(snapshot(ctx.dir), ctx.before);
 });
 
 test("cniVersion that is a number is refused", async (ctx) => {
-  const r = await cni({ command: "ADD", containerId: "new" }, netconf({ dataDir: ctx.dir, subnet: "10.1.2.0/24" }, { cniVersion: 1 }));
+  const r = await cni(
+    { command: "ADD", containerId: "new" },
+    netconf({ dataDir: ctx.dir, subnet: "10.1.2.0/24" }, { cniVersion: 1 }),
+  );
   assert.is(r.code, 1);
   assert.ok([1, 6].includes(Number(r.json?.code)), r.stdout);
   assert.is(snapshot(ctx.dir), ctx.before);
 });
 
 test("a path-like network name is refused before anything touches the disk", async (ctx) => {
-  assertRefused(await cni({ command: "ADD", containerId: "new" }, netconf({ dataDir: ctx.dir, subnet: "10.1.2.0/24" }, { name: "../../etc" })), 7, ctx);
-  assertRefused(await cni({ command: "DEL", containerId: "existing" }, netconf({ dataDir: ctx.dir, subnet: "10.1.2.0/24" }, { name: "../testnet" })), 7, ctx);
+  assertRefused(
+    await cni(
+      { command: "ADD", containerId: "new" },
+      netconf({ dataDir: ctx.dir, subnet: "10.1.2.0/24" }, { name: "../../etc" }),
+    ),
+    7,
+    ctx,
+  );
+  assertRefused(
+    await cni(
+      { command: "DEL", containerId: "existing" },
+      netconf({ dataDir: ctx.dir, subnet: "10.1.2.0/24" }, { name: "../testnet" }),
+    ),
+    7,
+    ctx,
+  );
 });
 
 test.run();

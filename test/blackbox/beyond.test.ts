@@ -10,9 +10,11 @@ import { underTestIsReference } from "../helpers/peers.ts";
 const REF = underTestIsReference();
 type Ctx = DirCtx;
 const s = suiteWithDir("beyond host-local");
-const test = (name: string, fn: (ctx: Ctx) => Promise<void>) => (REF ? s.skip(`${name} (berth only)`, fn) : s(name, fn));
+const test = (name: string, fn: (ctx: Ctx) => Promise<void>) =>
+  REF ? s.skip(`${name} (berth only)`, fn) : s(name, fn);
 
-const ok = (r: { code: number; stdout: string; stderr: string }) => assert.is(r.code, 0, `exit ${r.code}: ${r.stdout}${r.stderr}`);
+const ok = (r: { code: number; stdout: string; stderr: string }) =>
+  assert.is(r.code, 0, `exit ${r.code}: ${r.stdout}${r.stderr}`);
 const v110 = (dir: string, ipam: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) =>
   netconf({ dataDir: dir, subnet: "10.1.2.0/24", ...ipam }, { cniVersion: "1.1.0", ...extra });
 
@@ -22,7 +24,10 @@ test("re-ADD of the same container ID and ifname returns the same addresses and 
   const again = await cni({ command: "ADD", containerId: "a" }, conf);
   ok(again);
   assert.equal(again.json, first.json);
-  assert.equal(addresses((await cni({ command: "ADD", containerId: "b" }, conf)).json), ["10.1.2.3/24", "2001:db8::3/64"]);
+  assert.equal(addresses((await cni({ command: "ADD", containerId: "b" }, conf)).json), [
+    "10.1.2.3/24",
+    "2001:db8::3/64",
+  ]);
 });
 
 test("re-ADD asking for a different address moves the attachment to it and frees the old one", async ({ dir }) => {
@@ -33,13 +38,20 @@ test("re-ADD asking for a different address moves the attachment to it and frees
   ok(await cni({ command: "ADD", containerId: "b", args: "IP=10.1.2.2" }, conf));
 });
 
-test("DEL releases by container ID and ifname even when the ipam config is broken or its ranges changed", async ({ dir }) => {
+test("DEL releases by container ID and ifname even when the ipam config is broken or its ranges changed", async ({
+  dir,
+}) => {
   const conf = netconf({ dataDir: dir, subnet: "10.1.2.0/24" });
   ok(await cni({ command: "ADD", containerId: "a" }, conf));
   ok(await cni({ command: "ADD", containerId: "b" }, conf));
-  ok(await cni({ command: "DEL", containerId: "a" }, netconf({ dataDir: dir, subnet: "not-a-cidr", ranges: "broken" })));
+  ok(
+    await cni({ command: "DEL", containerId: "a" }, netconf({ dataDir: dir, subnet: "not-a-cidr", ranges: "broken" })),
+  );
   ok(await cni({ command: "DEL", containerId: "b" }, netconf({ dataDir: dir, subnet: "172.16.0.0/16" })));
-  const both = await cni({ command: "ADD", containerId: "c" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" }, { args: { cni: { ips: ["10.1.2.2"] } } }));
+  const both = await cni(
+    { command: "ADD", containerId: "c" },
+    netconf({ dataDir: dir, subnet: "10.1.2.0/24" }, { args: { cni: { ips: ["10.1.2.2"] } } }),
+  );
   ok(both);
   ok(await cni({ command: "ADD", containerId: "d", args: "IP=10.1.2.3" }, conf));
 });
@@ -48,17 +60,31 @@ test("CHECK passes when prevResult lists exactly the reserved addresses, in any 
   const conf = netconf({ dataDir: dir, ranges: [[{ subnet: "10.1.2.0/24" }], [{ subnet: "2001:db8::/64" }]] });
   const added = await cni({ command: "ADD" }, conf);
   ok(await cni({ command: "CHECK" }, { ...conf, prevResult: added.json }));
-  const as040 = { cniVersion: "0.4.0", ips: [{ version: "4", address: "10.1.2.2/24" }, { version: "6", address: "2001:db8::2/64" }] };
+  const as040 = {
+    cniVersion: "0.4.0",
+    ips: [
+      { version: "4", address: "10.1.2.2/24" },
+      { version: "6", address: "2001:db8::2/64" },
+    ],
+  };
   ok(await cni({ command: "CHECK" }, { ...conf, cniVersion: "0.4.0", prevResult: as040 }));
 });
 
-test("CHECK fails when prevResult names an address this attachment does not hold, or misses one it holds", async ({ dir }) => {
+test("CHECK fails when prevResult names an address this attachment does not hold, or misses one it holds", async ({
+  dir,
+}) => {
   const conf = netconf({ dataDir: dir, ranges: [[{ subnet: "10.1.2.0/24" }], [{ subnet: "2001:db8::/64" }]] });
   ok(await cni({ command: "ADD" }, conf));
-  const wrong = await cni({ command: "CHECK" }, { ...conf, prevResult: { cniVersion: "1.0.0", ips: [{ address: "10.1.2.9/24" }, { address: "2001:db8::2/64" }] } });
+  const wrong = await cni(
+    { command: "CHECK" },
+    { ...conf, prevResult: { cniVersion: "1.0.0", ips: [{ address: "10.1.2.9/24" }, { address: "2001:db8::2/64" }] } },
+  );
   assert.is(wrong.code, 1);
   assert.match(String(wrong.json?.msg), "address 10.1.2.9 in prevResult is not reserved for ctr1/eth0");
-  const missing = await cni({ command: "CHECK" }, { ...conf, prevResult: { cniVersion: "1.0.0", ips: [{ address: "10.1.2.2/24" }] } });
+  const missing = await cni(
+    { command: "CHECK" },
+    { ...conf, prevResult: { cniVersion: "1.0.0", ips: [{ address: "10.1.2.2/24" }] } },
+  );
   assert.is(missing.code, 1);
   assert.match(String(missing.json?.msg), "address 2001:db8::2 reserved for ctr1/eth0 is missing from prevResult");
 });
@@ -66,12 +92,16 @@ test("CHECK fails when prevResult names an address this attachment does not hold
 test("GC (1.1.0) releases every reservation whose attachment is not in cni.dev/valid-attachments", async ({ dir }) => {
   for (const id of ["keep", "drop1", "drop2"]) ok(await cni({ command: "ADD", containerId: id }, v110(dir)));
   ok(await cni({ command: "ADD", containerId: "keep", ifname: "net1" }, v110(dir)));
-  const gc = await cni({ command: "GC", env: { CNI_CONTAINERID: "", CNI_IFNAME: "", CNI_NETNS: "" } }, v110(dir, {}, { "cni.dev/valid-attachments": [{ containerID: "keep", ifname: "eth0" }] }));
+  const gc = await cni(
+    { command: "GC", env: { CNI_CONTAINERID: "", CNI_IFNAME: "", CNI_NETNS: "" } },
+    v110(dir, {}, { "cni.dev/valid-attachments": [{ containerID: "keep", ifname: "eth0" }] }),
+  );
   ok(gc);
   assert.is(gc.stdout, "");
   // keep/eth0 still holds .2; keep/net1 (.5), drop1 (.3) and drop2 (.4) are free again.
   assert.is((await cni({ command: "ADD", containerId: "x", args: "IP=10.1.2.2" }, v110(dir))).code, 1);
-  for (const ip of ["10.1.2.3", "10.1.2.4", "10.1.2.5"]) ok(await cni({ command: "ADD", containerId: `n${ip}`, args: `IP=${ip}` }, v110(dir)));
+  for (const ip of ["10.1.2.3", "10.1.2.4", "10.1.2.5"])
+    ok(await cni({ command: "ADD", containerId: `n${ip}`, args: `IP=${ip}` }, v110(dir)));
 });
 
 test("GC with a null list releases everything; GC without the key is refused and changes nothing", async ({ dir }) => {
@@ -106,35 +136,55 @@ test("exclude: listed addresses and CIDRs are never handed out, and cannot be re
   assert.match(String(asked.json?.msg), "requested IP address 10.0.0.5 is not available");
 });
 
-test("migration: addresses in host-local's records (written by the real host-local) are never handed out, and DEL frees them", async ({ dir }) => {
+test("migration: addresses in host-local's records (written by the real host-local) are never handed out, and DEL frees them", async ({
+  dir,
+}) => {
   const hostLocal = "/usr/lib/cni/host-local";
   const conf = netconf({ dataDir: dir, subnet: "10.0.0.0/29" });
   if (existsSync(hostLocal)) {
-    for (const id of ["old1", "old2"]) ok(await cni({ command: "ADD", containerId: id, plugin: hostLocal }, { ...conf, ipam: { ...(conf.ipam as object), type: "host-local" } }));
+    for (const id of ["old1", "old2"])
+      ok(
+        await cni(
+          { command: "ADD", containerId: id, plugin: hostLocal },
+          { ...conf, ipam: { ...(conf.ipam as object), type: "host-local" } },
+        ),
+      );
   } else {
     mkdirSync(join(dir, "testnet"));
     writeFileSync(join(dir, "testnet", "10.0.0.2"), "old1\r\neth0");
     writeFileSync(join(dir, "testnet", "10.0.0.3"), "old2\r\neth0");
   }
   const got: string[] = [];
-  for (let i = 0; i < 3; i++) got.push(...addresses((await cni({ command: "ADD", containerId: `new${i}` }, conf)).json));
+  for (let i = 0; i < 3; i++)
+    got.push(...addresses((await cni({ command: "ADD", containerId: `new${i}` }, conf)).json));
   assert.equal(got, ["10.0.0.4/29", "10.0.0.5/29", "10.0.0.6/29"]);
   ok(await cni({ command: "DEL", containerId: "old1" }, conf));
-  assert.not.ok(readdirSync(join(dir, "testnet")).includes("10.0.0.2"), "host-local's record file is removed with the reservation");
+  assert.not.ok(
+    readdirSync(join(dir, "testnet")).includes("10.0.0.2"),
+    "host-local's record file is removed with the reservation",
+  );
   assert.equal(addresses((await cni({ command: "ADD", containerId: "new3" }, conf)).json), ["10.0.0.2/29"]);
 });
 
-test("50 concurrent ADDs against one network get 50 distinct addresses; 50 concurrent DELs free them all", async ({ dir }) => {
+test("50 concurrent ADDs against one network get 50 distinct addresses; 50 concurrent DELs free them all", async ({
+  dir,
+}) => {
   const conf = netconf({ dataDir: dir, subnet: "10.5.0.0/24" });
-  const results = await Promise.all(Array.from({ length: 50 }, (_, i) => cni({ command: "ADD", containerId: `c${i}` }, conf)));
+  const results = await Promise.all(
+    Array.from({ length: 50 }, (_, i) => cni({ command: "ADD", containerId: `c${i}` }, conf)),
+  );
   for (const r of results) ok(r);
   const ips = results.flatMap((r) => addresses(r.json));
   assert.is(ips.length, 50);
   assert.is(new Set(ips).size, 50, "no address handed out twice");
-  const dels = await Promise.all(Array.from({ length: 50 }, (_, i) => cni({ command: "DEL", containerId: `c${i}` }, conf)));
+  const dels = await Promise.all(
+    Array.from({ length: 50 }, (_, i) => cni({ command: "DEL", containerId: `c${i}` }, conf)),
+  );
   for (const r of dels) ok(r);
   // Every one of the 50 is free again: asking for each by name succeeds.
-  const back = await Promise.all(ips.map((ip, i) => cni({ command: "ADD", containerId: `d${i}`, args: `IP=${ip.split("/")[0]}` }, conf)));
+  const back = await Promise.all(
+    ips.map((ip, i) => cni({ command: "ADD", containerId: `d${i}`, args: `IP=${ip.split("/")[0]}` }, conf)),
+  );
   for (const r of back) ok(r);
 });
 

@@ -15,7 +15,8 @@ const CONFIG_ERROR = REF ? 999 : 7;
 type Ctx = DirCtx;
 const test = suiteWithDir("host-local checklist");
 
-const ok = (r: { code: number; stdout: string; stderr: string }) => assert.is(r.code, 0, `exit ${r.code}: ${r.stdout}${r.stderr}`);
+const ok = (r: { code: number; stdout: string; stderr: string }) =>
+  assert.is(r.code, 0, `exit ${r.code}: ${r.stdout}${r.stderr}`);
 
 test("1: two range sets, routes and resolvConf give both addresses, gateways, routes and dns", async ({ dir }) => {
   const resolv = join(dir, "resolv.conf");
@@ -29,7 +30,12 @@ test("1: two range sets, routes and resolvConf give both addresses, gateways, ro
   for (const v of ["0.3.1", "0.4.0", "1.0.0"]) {
     const d = join(dir, v);
     const conf = netconf(
-      { dataDir: d, resolvConf: resolv, routes, ranges: [[{ subnet: "10.1.2.0/24" }, { subnet: "10.2.2.0/24" }], [{ subnet: "2001:db8:1::/64" }]] },
+      {
+        dataDir: d,
+        resolvConf: resolv,
+        routes,
+        ranges: [[{ subnet: "10.1.2.0/24" }, { subnet: "10.2.2.0/24" }], [{ subnet: "2001:db8:1::/64" }]],
+      },
       { cniVersion: v },
     );
     const r = await cni({ command: "ADD", containerId: "dummy" }, conf);
@@ -46,7 +52,10 @@ test("1: two range sets, routes and resolvConf give both addresses, gateways, ro
     });
     ok(await cni({ command: "DEL", containerId: "dummy" }, conf));
     // Both addresses are free again: asking for them by name succeeds.
-    const again = await cni({ command: "ADD", containerId: "other" }, { ...conf, args: { cni: { ips: ["10.1.2.2", "2001:db8:1::2"] } } });
+    const again = await cni(
+      { command: "ADD", containerId: "other" },
+      { ...conf, args: { cni: { ips: ["10.1.2.2", "2001:db8:1::2"] } } },
+    );
     ok(again);
     assert.equal(addresses(again.json), ["10.1.2.2/24", "2001:db8:1::2/64"]);
   }
@@ -66,14 +75,19 @@ test("2: two networks, same container ID, different ifnames: each gets .2; DEL e
   assert.is(taken.code, 1, "eth1's address on net-b is still held");
 });
 
-test("3: ADD dummy gets .2, dummy1 gets .3; a repeated ADD of dummy is idempotent in berth (host-local: duplicate error)", async ({ dir }) => {
+test("3: ADD dummy gets .2, dummy1 gets .3; a repeated ADD of dummy is idempotent in berth (host-local: duplicate error)", async ({
+  dir,
+}) => {
   const conf = netconf({ dataDir: dir, subnet: "10.1.2.0/24" });
   assert.equal(addresses((await cni({ command: "ADD", containerId: "dummy" }, conf)).json), ["10.1.2.2/24"]);
   assert.equal(addresses((await cni({ command: "ADD", containerId: "dummy1" }, conf)).json), ["10.1.2.3/24"]);
   const again = await cni({ command: "ADD", containerId: "dummy" }, conf);
   if (REF) {
     assert.is(again.code, 1);
-    assert.is(again.json?.msg, "failed to allocate for range 0: 10.1.2.2 has been allocated to dummy, duplicate allocation is not allowed");
+    assert.is(
+      again.json?.msg,
+      "failed to allocate for range 0: 10.1.2.2 has been allocated to dummy, duplicate allocation is not allowed",
+    );
   } else {
     ok(again);
     assert.equal(addresses(again.json), ["10.1.2.2/24"], "intended difference: re-ADD returns the same address");
@@ -104,12 +118,17 @@ test("6: the first ADD logs nothing about a missing last reserved IP", async ({ 
 });
 
 test("7: args.cni.ips [10.1.2.88] gives exactly that address", async ({ dir }) => {
-  const r = await cni({ command: "ADD" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" }, { args: { cni: { ips: ["10.1.2.88"] } } }));
+  const r = await cni(
+    { command: "ADD" },
+    netconf({ dataDir: dir, subnet: "10.1.2.0/24" }, { args: { cni: { ips: ["10.1.2.88"] } } }),
+  );
   ok(r);
   assert.equal(addresses(r.json), ["10.1.2.88/24"]);
 });
 
-test("8: two v4 sets with requested .2.88 and .3.77 give both in order; 0.2.0 refuses two sets of one family", async ({ dir }) => {
+test("8: two v4 sets with requested .2.88 and .3.77 give both in order; 0.2.0 refuses two sets of one family", async ({
+  dir,
+}) => {
   const ipam = { dataDir: dir, ranges: [[{ subnet: "10.1.2.0/24" }], [{ subnet: "10.1.3.0/24" }]] };
   const r = await cni({ command: "ADD" }, netconf(ipam, { args: { cni: { ips: ["10.1.2.88", "10.1.3.77"] } } }));
   ok(r);
@@ -123,21 +142,36 @@ test("8: two v4 sets with requested .2.88 and .3.77 give both in order; 0.2.0 re
 });
 
 test("9: requested 10.1.2.88 and 2001:db8:1::999 across a two-range v4 set and a v6 set", async ({ dir }) => {
-  const ipam = { dataDir: dir, ranges: [[{ subnet: "172.16.1.0/24" }, { subnet: "10.1.2.0/24" }], [{ subnet: "2001:db8:1::/48" }]] };
+  const ipam = {
+    dataDir: dir,
+    ranges: [[{ subnet: "172.16.1.0/24" }, { subnet: "10.1.2.0/24" }], [{ subnet: "2001:db8:1::/48" }]],
+  };
   const r = await cni({ command: "ADD" }, netconf(ipam, { args: { cni: { ips: ["10.1.2.88", "2001:db8:1::999"] } } }));
   ok(r);
   assert.equal(addresses(r.json), ["10.1.2.88/24", "2001:db8:1::999/48"]);
 });
 
-test("10: two requested IPs in one set fail with 'failed to allocate all requested IPs' and roll back", async ({ dir }) => {
+test("10: two requested IPs in one set fail with 'failed to allocate all requested IPs' and roll back", async ({
+  dir,
+}) => {
   const conf = netconf({ dataDir: dir, subnet: "10.1.2.0/24" }, { args: { cni: { ips: ["10.1.2.88", "10.1.2.89"] } } });
   const r = await cni({ command: "ADD" }, conf);
   assert.is(r.code, 1);
   assert.is(r.json?.code, 999);
   // host-local keeps requests in a Go map, so which of the two is left over varies there.
-  assert.match(String(r.json?.msg), REF ? /^failed to allocate all requested IPs: 10\.1\.2\.8[89]$/ : /^failed to allocate all requested IPs: 10\.1\.2\.89$/);
+  assert.match(
+    String(r.json?.msg),
+    REF
+      ? /^failed to allocate all requested IPs: 10\.1\.2\.8[89]$/
+      : /^failed to allocate all requested IPs: 10\.1\.2\.89$/,
+  );
   // Rolled back: 10.1.2.88 is still free.
-  ok(await cni({ command: "ADD", containerId: "c2", args: "IgnoreUnknown=1;IP=10.1.2.88" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" })));
+  ok(
+    await cni(
+      { command: "ADD", containerId: "c2", args: "IgnoreUnknown=1;IP=10.1.2.88" },
+      netconf({ dataDir: dir, subnet: "10.1.2.0/24" }),
+    ),
+  );
 });
 
 test("11, 13, 16: a /29 gives .2 to .6, then reports exhaustion", async ({ dir }) => {
@@ -148,7 +182,10 @@ test("11, 13, 16: a /29 gives .2 to .6, then reports exhaustion", async ({ dir }
   const full = await cni({ command: "ADD", containerId: "c5" }, conf);
   assert.is(full.code, 1);
   assert.is(full.json?.code, 999);
-  assert.is(full.json?.msg, "failed to allocate for range 0: no IP addresses available in range set: 10.0.0.1-10.0.0.6");
+  assert.is(
+    full.json?.msg,
+    "failed to allocate for range 0: no IP addresses available in range set: 10.0.0.1-10.0.0.6",
+  );
 });
 
 test("11: with the cursor at .3 and everything free, allocation runs .4 .5 .6 .2 .3", async ({ dir }) => {
@@ -180,8 +217,17 @@ test("15: requesting .5 twice fails the second time; a request outside rangeStar
   ok(await cni({ command: "ADD", containerId: "a", args: "IP=192.168.1.5" }, conf));
   const second = await cni({ command: "ADD", containerId: "b", args: "IP=192.168.1.5" }, conf);
   assert.is(second.code, 1);
-  assert.is(second.json?.msg, "failed to allocate for range 0: requested IP address 192.168.1.5 is not available in range set 192.168.1.1-192.168.1.6");
-  const outside = await cni({ command: "ADD", containerId: "c" }, netconf({ dataDir: dir, ranges: [[{ subnet: "192.168.1.0/29", rangeStart: "192.168.1.2", rangeEnd: "192.168.1.4" }]] }, { args: { cni: { ips: ["192.168.1.6"] } } }));
+  assert.is(
+    second.json?.msg,
+    "failed to allocate for range 0: requested IP address 192.168.1.5 is not available in range set 192.168.1.1-192.168.1.6",
+  );
+  const outside = await cni(
+    { command: "ADD", containerId: "c" },
+    netconf(
+      { dataDir: dir, ranges: [[{ subnet: "192.168.1.0/29", rangeStart: "192.168.1.2", rangeEnd: "192.168.1.4" }]] },
+      { args: { cni: { ips: ["192.168.1.6"] } } },
+    ),
+  );
   assert.is(outside.code, 1);
   assert.is(outside.json?.msg, "failed to allocate all requested IPs: 192.168.1.6");
 });
@@ -195,7 +241,12 @@ test("15: the gateway cannot be requested", async ({ dir }) => {
 test("17: explicit ranges 192.168.1.0-.3 and 192.168.2.0-.3: after 192.168.1.3 comes 192.168.2.0", async ({ dir }) => {
   const conf = netconf({
     dataDir: dir,
-    ranges: [[{ subnet: "192.168.1.0/24", rangeStart: "192.168.1.0", rangeEnd: "192.168.1.3" }, { subnet: "192.168.2.0/24", rangeStart: "192.168.2.0", rangeEnd: "192.168.2.3" }]],
+    ranges: [
+      [
+        { subnet: "192.168.1.0/24", rangeStart: "192.168.1.0", rangeEnd: "192.168.1.3" },
+        { subnet: "192.168.2.0/24", rangeStart: "192.168.2.0", rangeEnd: "192.168.2.3" },
+      ],
+    ],
   });
   const got: string[] = [];
   for (let i = 0; i < 4; i++) got.push(...addresses((await cni({ command: "ADD", containerId: `c${i}` }, conf)).json));
@@ -204,7 +255,10 @@ test("17: explicit ranges 192.168.1.0-.3 and 192.168.2.0-.3: after 192.168.1.3 c
 });
 
 test("18: defaults: /24 from .2 (gateway .1), v6 /64 from ::2 with gateway ::1", async ({ dir }) => {
-  const r = await cni({ command: "ADD" }, netconf({ dataDir: dir, ranges: [[{ subnet: "192.168.0.0/24" }], [{ subnet: "2001:db8::/64" }]] }));
+  const r = await cni(
+    { command: "ADD" },
+    netconf({ dataDir: dir, ranges: [[{ subnet: "192.168.0.0/24" }], [{ subnet: "2001:db8::/64" }]] }),
+  );
   ok(r);
   assert.equal(r.json?.ips, [
     { address: "192.168.0.2/24", gateway: "192.168.0.1" },
@@ -213,14 +267,46 @@ test("18: defaults: /24 from .2 (gateway .1), v6 /64 from ::2 with gateway ::1",
 });
 
 const configErrors: [string, Record<string, unknown>, string][] = [
-  ["19: host bits set", { subnet: "192.0.2.12/24" }, "invalid range set 0: Network has host bits set. For a subnet mask of length 24 the network address is 192.0.2.0"],
-  ["19: host bits set (/23)", { subnet: "192.168.127.0/23" }, "invalid range set 0: Network has host bits set. For a subnet mask of length 23 the network address is 192.168.126.0"],
-  ["20: a /31 is too small", { subnet: "192.0.2.0/31" }, "invalid range set 0: Network 192.0.2.0/31 too small to allocate from"],
-  ["21: rangeStart outside the subnet", { ranges: [[{ subnet: "192.0.2.0/24", rangeStart: "192.0.3.0" }]] }, "invalid range set 0: RangeStart 192.0.3.0 not in network 192.0.2.0/24"],
-  ["21: rangeStart after rangeEnd", { ranges: [[{ subnet: "192.0.2.0/24", rangeStart: "192.0.2.50", rangeEnd: "192.0.2.40" }]] }, "invalid range set 0: RangeStart 192.0.2.50 not in network 192.0.2.0/24"],
-  ["23: overlapping subnets in one set", { ranges: [[{ subnet: "192.168.0.0/20" }, { subnet: "192.168.2.0/24" }]] }, "invalid range set 0: subnets 192.168.0.1-192.168.15.254 and 192.168.2.1-192.168.2.254 overlap"],
-  ["25: overlapping range sets", { ranges: [[{ subnet: "10.0.0.0/24" }], [{ subnet: "10.0.0.0/24" }]] }, "range set 0 overlaps with 1"],
-  ["25: mixed address families in one set", { ranges: [[{ subnet: "10.0.0.0/24" }, { subnet: "2001:db8::/64" }]] }, "invalid range set 0: mixed address families"],
+  [
+    "19: host bits set",
+    { subnet: "192.0.2.12/24" },
+    "invalid range set 0: Network has host bits set. For a subnet mask of length 24 the network address is 192.0.2.0",
+  ],
+  [
+    "19: host bits set (/23)",
+    { subnet: "192.168.127.0/23" },
+    "invalid range set 0: Network has host bits set. For a subnet mask of length 23 the network address is 192.168.126.0",
+  ],
+  [
+    "20: a /31 is too small",
+    { subnet: "192.0.2.0/31" },
+    "invalid range set 0: Network 192.0.2.0/31 too small to allocate from",
+  ],
+  [
+    "21: rangeStart outside the subnet",
+    { ranges: [[{ subnet: "192.0.2.0/24", rangeStart: "192.0.3.0" }]] },
+    "invalid range set 0: RangeStart 192.0.3.0 not in network 192.0.2.0/24",
+  ],
+  [
+    "21: rangeStart after rangeEnd",
+    { ranges: [[{ subnet: "192.0.2.0/24", rangeStart: "192.0.2.50", rangeEnd: "192.0.2.40" }]] },
+    "invalid range set 0: RangeStart 192.0.2.50 not in network 192.0.2.0/24",
+  ],
+  [
+    "23: overlapping subnets in one set",
+    { ranges: [[{ subnet: "192.168.0.0/20" }, { subnet: "192.168.2.0/24" }]] },
+    "invalid range set 0: subnets 192.168.0.1-192.168.15.254 and 192.168.2.1-192.168.2.254 overlap",
+  ],
+  [
+    "25: overlapping range sets",
+    { ranges: [[{ subnet: "10.0.0.0/24" }], [{ subnet: "10.0.0.0/24" }]] },
+    "range set 0 overlaps with 1",
+  ],
+  [
+    "25: mixed address families in one set",
+    { ranges: [[{ subnet: "10.0.0.0/24" }, { subnet: "2001:db8::/64" }]] },
+    "invalid range set 0: mixed address families",
+  ],
   ["no ranges at all", {}, "no IP ranges specified"],
 ];
 for (const [name, ipam, msg] of configErrors) {
@@ -264,7 +350,13 @@ test("24: unknown CNI_ARGS keys are refused unless IgnoreUnknown=1", async ({ di
 
 test("26: 0.2.0 with one v4 and one v6 set renders ip4 and ip6 with routes split by family", async ({ dir }) => {
   const routes = [{ dst: "0.0.0.0/0", gw: "10.1.2.1" }, { dst: "::/0" }];
-  const r = await cni({ command: "ADD" }, netconf({ dataDir: dir, routes, ranges: [[{ subnet: "10.1.2.0/24" }], [{ subnet: "2001:db8:1::/64" }]] }, { cniVersion: "0.2.0" }));
+  const r = await cni(
+    { command: "ADD" },
+    netconf(
+      { dataDir: dir, routes, ranges: [[{ subnet: "10.1.2.0/24" }], [{ subnet: "2001:db8:1::/64" }]] },
+      { cniVersion: "0.2.0" },
+    ),
+  );
   ok(r);
   assert.equal(r.json, {
     cniVersion: "0.2.0",
@@ -276,7 +368,10 @@ test("26: 0.2.0 with one v4 and one v6 set renders ip4 and ip6 with routes split
 
 test("27: resolv.conf with comments and every field", async ({ dir }) => {
   const resolv = join(dir, "resolv.conf");
-  writeFileSync(resolv, "# comment\n; another\nnameserver 192.0.2.0\nnameserver 192.0.2.1\ndomain example.com\nsearch example.com example.net\noptions ndots:5 debug\ndomain last.example\n");
+  writeFileSync(
+    resolv,
+    "# comment\n; another\nnameserver 192.0.2.0\nnameserver 192.0.2.1\ndomain example.com\nsearch example.com example.net\noptions ndots:5 debug\ndomain last.example\n",
+  );
   const r = await cni({ command: "ADD" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24", resolvConf: resolv }));
   ok(r);
   assert.equal(r.json?.dns, {

@@ -12,13 +12,25 @@ import { underTestIsReference } from "../helpers/peers.ts";
 const REF = underTestIsReference();
 type Ctx = DirCtx;
 const s = suiteWithDir("crash safety");
-const test = (name: string, fn: (ctx: Ctx) => Promise<void>) => (REF ? s.skip(`${name} (berth store only)`, fn) : s(name, fn));
+const test = (name: string, fn: (ctx: Ctx) => Promise<void>) =>
+  REF ? s.skip(`${name} (berth store only)`, fn) : s(name, fn);
 
 /** Starts an ADD and SIGKILLs it after delayMs; resolves with its stdout (possibly empty). */
-function addThenKill(conf: object, id: string, delayMs: number): Promise<{ id: string; stdout: string; killed: boolean }> {
+function addThenKill(
+  conf: object,
+  id: string,
+  delayMs: number,
+): Promise<{ id: string; stdout: string; killed: boolean }> {
   return new Promise((done) => {
     const child = spawn(IPAM_PLUGIN, [], {
-      env: { PATH: "/usr/bin:/bin", CNI_COMMAND: "ADD", CNI_CONTAINERID: id, CNI_NETNS: "/x", CNI_IFNAME: "eth0", CNI_PATH: "/opt/cni/bin" },
+      env: {
+        PATH: "/usr/bin:/bin",
+        CNI_COMMAND: "ADD",
+        CNI_CONTAINERID: id,
+        CNI_NETNS: "/x",
+        CNI_IFNAME: "eth0",
+        CNI_PATH: "/opt/cni/bin",
+      },
       stdio: ["pipe", "pipe", "ignore"],
     });
     let out = "";
@@ -35,13 +47,20 @@ function addThenKill(conf: object, id: string, delayMs: number): Promise<{ id: s
   });
 }
 
-test("SIGKILL at random points of 60 concurrent ADDs: the store stays whole and every address is accounted for", async ({ dir }) => {
+test("SIGKILL at random points of 60 concurrent ADDs: the store stays whole and every address is accounted for", async ({
+  dir,
+}) => {
   const conf = netconf({ dataDir: dir, subnet: "10.9.0.0/24" });
   // Spread the kills over the whole life of a process (60 at once on two cores take up to about
   // a second); every fourth one is left to finish.
-  const runs = await Promise.all(Array.from({ length: 60 }, (_, i) => addThenKill(conf, `c${i}`, i % 4 === 3 ? 20_000 : (i * 17) % 900)));
+  const runs = await Promise.all(
+    Array.from({ length: 60 }, (_, i) => addThenKill(conf, `c${i}`, i % 4 === 3 ? 20_000 : (i * 17) % 900)),
+  );
   const completed = runs.filter((r) => r.stdout !== "");
-  assert.ok(runs.some((r) => r.killed), "some processes were really killed");
+  assert.ok(
+    runs.some((r) => r.killed),
+    "some processes were really killed",
+  );
   assert.ok(completed.length > 0, "some completed");
 
   const db = new DatabaseSync(join(dir, "testnet", "berth.db"));
@@ -54,9 +73,14 @@ test("SIGKILL at random points of 60 concurrent ADDs: the store stays whole and 
   for (const r of completed) assert.ok(holders.has(r.id), `${r.id} answered and holds its address`);
 
   // A killed ADD is retried by the runtime: it gets an address (its own, if its commit landed).
-  const retried = await Promise.all(runs.filter((r) => r.stdout === "").map((r) => cni({ command: "ADD", containerId: r.id }, conf)));
+  const retried = await Promise.all(
+    runs.filter((r) => r.stdout === "").map((r) => cni({ command: "ADD", containerId: r.id }, conf)),
+  );
   for (const r of retried) assert.is(r.code, 0, r.stdout);
-  const all = [...completed.map((r) => addresses(JSON.parse(r.stdout))[0]), ...retried.map((r) => addresses(r.json)[0])];
+  const all = [
+    ...completed.map((r) => addresses(JSON.parse(r.stdout))[0]),
+    ...retried.map((r) => addresses(r.json)[0]),
+  ];
   assert.is(new Set(all).size, 60, "60 containers, 60 distinct addresses");
 
   // And DEL of every one leaves nothing behind: no address leaked.

@@ -21,19 +21,34 @@ function assertCniError(r: Awaited<ReturnType<typeof cni>>, code: number, msg?: 
 }
 
 test("spec: ADD without CNI_CONTAINERID and CNI_IFNAME is error 4 naming both", async ({ dir }) => {
-  const r = await cni({ command: "ADD", env: { CNI_CONTAINERID: "", CNI_IFNAME: "" } }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" }));
+  const r = await cni(
+    { command: "ADD", env: { CNI_CONTAINERID: "", CNI_IFNAME: "" } },
+    netconf({ dataDir: dir, subnet: "10.1.2.0/24" }),
+  );
   assertCniError(r, 4, "required env variables [CNI_CONTAINERID,CNI_IFNAME] missing");
 });
 
 test("spec: ADD and CHECK need CNI_NETNS (error 4); DEL does not", async ({ dir }) => {
   const conf = netconf({ dataDir: dir, subnet: "10.1.2.0/24" });
-  assertCniError(await cni({ command: "ADD", env: { CNI_NETNS: "" } }, conf), 4, "required env variables [CNI_NETNS] missing");
-  assertCniError(await cni({ command: "CHECK", env: { CNI_NETNS: "" } }, conf), 4, "required env variables [CNI_NETNS] missing");
+  assertCniError(
+    await cni({ command: "ADD", env: { CNI_NETNS: "" } }, conf),
+    4,
+    "required env variables [CNI_NETNS] missing",
+  );
+  assertCniError(
+    await cni({ command: "CHECK", env: { CNI_NETNS: "" } }, conf),
+    4,
+    "required env variables [CNI_NETNS] missing",
+  );
   assert.is((await cni({ command: "DEL", env: { CNI_NETNS: "" } }, conf)).code, 0);
 });
 
 test("skel: an unknown CNI_COMMAND is error 4", async ({ dir }) => {
-  assertCniError(await cni({ command: "FROB" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" })), 4, "unknown CNI_COMMAND: FROB");
+  assertCniError(
+    await cni({ command: "FROB" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" })),
+    4,
+    "unknown CNI_COMMAND: FROB",
+  );
 });
 
 test("skel: no CNI_COMMAND prints the about text on stderr and exits 0 with stdout empty", async () => {
@@ -49,7 +64,9 @@ for (const [id, why] of [
   ["a b", "space"],
   ["a/b", "slash"],
 ] as const) {
-  test(`skel: container ID ${JSON.stringify(id)} (${why}) is error 4 with the ID as details, no state`, async ({ dir }) => {
+  test(`skel: container ID ${JSON.stringify(id)} (${why}) is error 4 with the ID as details, no state`, async ({
+    dir,
+  }) => {
     const before = snapshot(dir);
     const r = await cni({ command: "ADD", containerId: id }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" }));
     assertCniError(r, 4, "invalid characters in containerID");
@@ -77,7 +94,11 @@ for (const [name, code, msg] of [
 ] as const) {
   test(`skel: network name ${JSON.stringify(name)} is error ${code}: ${msg}, no state`, async ({ dir }) => {
     const before = snapshot(dir);
-    assertCniError(await cni({ command: "ADD" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" }, { name })), code, msg);
+    assertCniError(
+      await cni({ command: "ADD" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" }, { name })),
+      code,
+      msg,
+    );
     assert.is(snapshot(dir), before);
   });
 }
@@ -89,11 +110,18 @@ test("skel: stdin that is not JSON is error 6", async () => {
 test("spec: an unsupported cniVersion is error 1 with the supported list in details", async ({ dir }) => {
   const r = await cni({ command: "ADD" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" }, { cniVersion: "9.9.9" }));
   assertCniError(r, 1, "incompatible CNI versions");
-  assert.match(String(r.json?.details), /^config is "9.9.9", plugin supports \["0.1.0" "0.2.0" "0.3.0" "0.3.1" "0.4.0" "1.0.0"/);
+  assert.match(
+    String(r.json?.details),
+    /^config is "9.9.9", plugin supports \["0.1.0" "0.2.0" "0.3.0" "0.3.1" "0.4.0" "1.0.0"/,
+  );
 });
 
 test("spec: CHECK below 0.4.0 is error 1", async ({ dir }) => {
-  assertCniError(await cni({ command: "CHECK" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" }, { cniVersion: "0.3.1" })), 1, "config version does not allow CHECK");
+  assertCniError(
+    await cni({ command: "CHECK" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" }, { cniVersion: "0.3.1" })),
+    1,
+    "config version does not allow CHECK",
+  );
 });
 
 for (const command of ["GC", "STATUS"]) {
@@ -129,25 +157,41 @@ for (const v of ["0.3.0", "0.3.1", "0.4.0"]) {
   test(`spec ${v}: ips carry "version"; dns is always present`, async ({ dir }) => {
     const r = await cni({ command: "ADD" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" }, { cniVersion: v }));
     assert.is(r.code, 0);
-    assert.equal(r.json, { cniVersion: v, ips: [{ version: "4", address: "10.1.2.2/24", gateway: "10.1.2.1" }], dns: {} });
+    assert.equal(r.json, {
+      cniVersion: v,
+      ips: [{ version: "4", address: "10.1.2.2/24", gateway: "10.1.2.1" }],
+      dns: {},
+    });
   });
 }
 
-test("spec 1.1.0: route mtu, advmss, priority, table and scope pass through (berth; host-local stops at 1.0.0)", async ({ dir }) => {
+test("spec 1.1.0: route mtu, advmss, priority, table and scope pass through (berth; host-local stops at 1.0.0)", async ({
+  dir,
+}) => {
   const routes = [{ dst: "192.0.2.0/24", gw: "10.1.2.1", mtu: 1400, advmss: 1360, priority: 10, table: 100, scope: 0 }];
-  const r = await cni({ command: "ADD" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24", routes }, { cniVersion: "1.1.0" }));
+  const r = await cni(
+    { command: "ADD" },
+    netconf({ dataDir: dir, subnet: "10.1.2.0/24", routes }, { cniVersion: "1.1.0" }),
+  );
   if (REF) {
     assertCniError(r, 1, "incompatible CNI versions");
     return;
   }
   assert.is(r.code, 0, r.stdout);
-  assert.equal(r.json?.routes, [{ dst: "192.0.2.0/24", gw: "10.1.2.1", mtu: 1400, advmss: 1360, priority: 10, table: 100 }]);
+  assert.equal(r.json?.routes, [
+    { dst: "192.0.2.0/24", gw: "10.1.2.1", mtu: 1400, advmss: 1360, priority: 10, table: 100 },
+  ]);
   // The same routes under 1.0.0 carry only dst and gw.
-  const old = await cni({ command: "ADD", containerId: "c2" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24", routes }, { cniVersion: "1.0.0" }));
+  const old = await cni(
+    { command: "ADD", containerId: "c2" },
+    netconf({ dataDir: dir, subnet: "10.1.2.0/24", routes }, { cniVersion: "1.0.0" }),
+  );
   assert.equal(old.json?.routes, [{ dst: "192.0.2.0/24", gw: "10.1.2.1" }]);
 });
 
-test("spec: DEL is idempotent; berth's DEL of a network never used leaves no directory (host-local makes one)", async ({ dir }) => {
+test("spec: DEL is idempotent; berth's DEL of a network never used leaves no directory (host-local makes one)", async ({
+  dir,
+}) => {
   const conf = netconf({ dataDir: dir, subnet: "10.1.2.0/24" });
   const before = snapshot(dir);
   assert.is((await cni({ command: "DEL", containerId: "x" }, conf)).code, 0);
@@ -155,7 +199,9 @@ test("spec: DEL is idempotent; berth's DEL of a network never used leaves no dir
   assert.is((await cni({ command: "ADD", containerId: "x" }, conf)).code, 0);
   assert.is((await cni({ command: "DEL", containerId: "x" }, conf)).code, 0);
   assert.is((await cni({ command: "DEL", containerId: "x" }, conf)).code, 0);
-  assert.equal(addresses((await cni({ command: "ADD", containerId: "y", args: "IP=10.1.2.2" }, conf)).json), ["10.1.2.2/24"]);
+  assert.equal(addresses((await cni({ command: "ADD", containerId: "y", args: "IP=10.1.2.2" }, conf)).json), [
+    "10.1.2.2/24",
+  ]);
 });
 
 test.run();

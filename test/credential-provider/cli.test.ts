@@ -27,19 +27,38 @@ const pkgVersion = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8"))
 test("--version prints the version and the commit", async () => {
   const r = await run("", {}, ["--version"]);
   assert.is(r.code, 0);
-  assert.match(r.stdout, new RegExp(`^berth-credential-provider ${pkgVersion.replace(/\./g, "\\.")} \\(commit (?:[0-9a-f]{7,40}(?:-dirty)?|unknown)\\)\\n$`));
+  assert.match(
+    r.stdout,
+    new RegExp(
+      `^berth-credential-provider ${pkgVersion.replace(/\./g, "\\.")} \\(commit (?:[0-9a-f]{7,40}(?:-dirty)?|unknown)\\)\\n$`,
+    ),
+  );
 });
 
 test("--help lists the commands and every flag with its environment variable", async () => {
   const r = await run("", {}, ["--help"]);
   assert.is(r.code, 0);
-  for (const s of ["get-credentials <image>", "validate-config <file>", "--cache-dir", "BERTH_CACHE_DIR", "--registry-mirror", "BERTH_REGISTRY_MIRRORS", "--role-map", "BERTH_ROLE_MAP", "--timeout", "BERTH_TIMEOUT"]) {
+  for (const s of [
+    "get-credentials <image>",
+    "validate-config <file>",
+    "--cache-dir",
+    "BERTH_CACHE_DIR",
+    "--registry-mirror",
+    "BERTH_REGISTRY_MIRRORS",
+    "--role-map",
+    "BERTH_ROLE_MAP",
+    "--timeout",
+    "BERTH_TIMEOUT",
+  ]) {
     assert.ok(r.stdout.includes(s), `help lacks ${s}`);
   }
 });
 
 test("a person at a terminal with no arguments gets the CLI, not a wait on stdin (script(1) gives it a pty)", async () => {
-  const r = await execBinary("/usr/bin/script", { args: ["-qec", CREDENTIAL_PROVIDER, "/dev/null"], timeoutMs: 20_000 });
+  const r = await execBinary("/usr/bin/script", {
+    args: ["-qec", CREDENTIAL_PROVIDER, "/dev/null"],
+    timeoutMs: 20_000,
+  });
   assert.is(r.code, 1);
   assert.match(r.stdout, "name a command, or pipe a CredentialProviderRequest on stdin");
 });
@@ -59,7 +78,10 @@ test("a mistyped flag or command is refused with a pointer to --help", async () 
 test("get-credentials IMAGE prints the kubelet's response with the password masked", async () => {
   const r = await run("", ep.env(), ["get-credentials", `${PRIVATE}/app:1.2`]);
   assert.is(r.code, 0, r.stderr);
-  const shown = JSON.parse(r.stdout) as { apiVersion: string; auth: Record<string, { username: string; password: string }> };
+  const shown = JSON.parse(r.stdout) as {
+    apiVersion: string;
+    auth: Record<string, { username: string; password: string }>;
+  };
   assert.is(shown.apiVersion, "credentialprovider.kubelet.k8s.io/v1");
   assert.equal(shown.auth[PRIVATE], { username: "AWS", password: "<redacted: 23 characters>" });
   assert.not.ok(r.stdout.includes("ecr-password-0123456789"));
@@ -75,9 +97,19 @@ test("get-credentials --api-version v1alpha1 and a service-account token file", 
   assert.is(r1.code, 0, r1.stderr);
   assert.is((JSON.parse(r1.stdout) as { apiVersion: string }).apiVersion, "credentialprovider.kubelet.k8s.io/v1alpha1");
   const before = ep.calls.length;
-  const r2 = await run("", ep.env(), ["get-credentials", `${PRIVATE}/x`, "--service-account-token-file", tokenFile, "--role-arn", "arn:aws:iam::123456789012:role/r"]);
+  const r2 = await run("", ep.env(), [
+    "get-credentials",
+    `${PRIVATE}/x`,
+    "--service-account-token-file",
+    tokenFile,
+    "--role-arn",
+    "arn:aws:iam::123456789012:role/r",
+  ]);
   assert.is(r2.code, 0, r2.stderr);
-  assert.equal(ep.calls.slice(before).map((c) => c.api), ["sts", "ecr"]);
+  assert.equal(
+    ep.calls.slice(before).map((c) => c.api),
+    ["sts", "ecr"],
+  );
   noSecrets(r2, [SA_TOKEN]);
   assert.not.ok(r2.stdout.includes(SA_TOKEN));
 });
@@ -129,7 +161,10 @@ test("validate-config --image: the kubelet's glob rules (* does not cross dots, 
   const file = join(tmp, "c.yaml");
   writeFileSync(file, CONFIG.replace('      - "public.ecr.aws"\n', '      - "registry.local:5000/team"\n'));
   const check = async (image: string) => (await run("", {}, ["validate-config", file, "--image", image])).stdout;
-  assert.match(await check("123456789012.dkr.ecr.us-west-2.amazonaws.com/x"), 'matches 123456789012.dkr.ecr.us-west-2.amazonaws.com/x by "*.dkr.ecr.*.amazonaws.com"');
+  assert.match(
+    await check("123456789012.dkr.ecr.us-west-2.amazonaws.com/x"),
+    'matches 123456789012.dkr.ecr.us-west-2.amazonaws.com/x by "*.dkr.ecr.*.amazonaws.com"',
+  );
   assert.match(await check("a.b.dkr.ecr.us-west-2.amazonaws.com/x"), "does not match");
   assert.match(await check("registry.local:5000/team/app"), 'by "registry.local:5000/team"');
   assert.match(await check("registry.local/team/app"), "no provider matches");
@@ -161,7 +196,7 @@ providers:
   for (const s of [
     "providers[0].name: Invalid value: \"a/b\": provider name cannot contain '/'",
     "providers[0].matchImages: Required value",
-    "providers[0].defaultCacheDuration: Invalid value: \"-1s\": must be greater than or equal to 0",
+    'providers[0].defaultCacheDuration: Invalid value: "-1s": must be greater than or equal to 0',
     "tokenAttributes is only supported for credentialprovider.kubelet.k8s.io/v1",
     "providers[0].tokenAttributes.cacheType: Required value",
     'providers[1]: unknown field "cacheDurationTypo"',
@@ -178,7 +213,21 @@ test("validate-config: a directory is merged in lexicographic order (k8s 1.34); 
   const dir = join(tmp, "conf.d");
   mkdirSync(dir);
   writeFileSync(join(dir, "10-ecr.yaml"), CONFIG);
-  writeFileSync(join(dir, "20-other.json"), JSON.stringify({ apiVersion: "kubelet.config.k8s.io/v1", kind: "CredentialProviderConfig", providers: [{ name: "other", apiVersion: "credentialprovider.kubelet.k8s.io/v1", matchImages: ["quay.io"], defaultCacheDuration: "1h" }] }));
+  writeFileSync(
+    join(dir, "20-other.json"),
+    JSON.stringify({
+      apiVersion: "kubelet.config.k8s.io/v1",
+      kind: "CredentialProviderConfig",
+      providers: [
+        {
+          name: "other",
+          apiVersion: "credentialprovider.kubelet.k8s.io/v1",
+          matchImages: ["quay.io"],
+          defaultCacheDuration: "1h",
+        },
+      ],
+    }),
+  );
   writeFileSync(join(dir, "README"), "not a config");
   const r = await run("", {}, ["validate-config", dir, "--image", "quay.io/x"]);
   assert.is(r.code, 0, r.stdout);

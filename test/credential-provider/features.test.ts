@@ -8,7 +8,14 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { parseGoDuration } from "../../shared/kubelet/duration.ts";
-import { defaultBehaviour, NODE_ACCESS_KEY, NODE_SECRET_KEY, startAwsEndpoint, type AwsEndpoint, type Call } from "../helpers/aws-endpoint.ts";
+import {
+  defaultBehaviour,
+  NODE_ACCESS_KEY,
+  NODE_SECRET_KEY,
+  startAwsEndpoint,
+  type AwsEndpoint,
+  type Call,
+} from "../helpers/aws-endpoint.ts";
 import { LOOPBACK_CERT } from "../helpers/loopback-tls.ts";
 import { failed, noSecrets, ok, PRIVATE, request, run, SA_TOKEN } from "./helpers.ts";
 
@@ -71,7 +78,13 @@ test("cache: directory from BERTH_CACHE_DIR; the flag wins over it", async () =>
   const flagDir = freshDir();
   ok(await run(request(`${PRIVATE}/a`), ep.env({ BERTH_CACHE_DIR: envDir })));
   assert.is(cacheFiles(envDir).length, 1);
-  ok(await run(request(`${PRIVATE}/a`), ep.env({ BERTH_CACHE_DIR: envDir }), ["get-credentials", "--cache-dir", flagDir]));
+  ok(
+    await run(request(`${PRIVATE}/a`), ep.env({ BERTH_CACHE_DIR: envDir }), [
+      "get-credentials",
+      "--cache-dir",
+      flagDir,
+    ]),
+  );
   assert.is(cacheFiles(flagDir).length, 1);
 });
 
@@ -81,10 +94,22 @@ test("cache: keyed by identity: other node keys, a role, another registry each m
   ok(await run(request(`${PRIVATE}/a`), ep.env(), args));
   const calls = await callsOf(async () => {
     ok(await run(request(`${PRIVATE}/a`), ep.env({ AWS_ACCESS_KEY_ID: "AKIDOTHER000EXAMPLE" }), args));
-    ok(await run(request(`${PRIVATE}/a`, { serviceAccountToken: SA_TOKEN, serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": "arn:aws:iam::123456789012:role/r" } }), ep.env(), args));
+    ok(
+      await run(
+        request(`${PRIVATE}/a`, {
+          serviceAccountToken: SA_TOKEN,
+          serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": "arn:aws:iam::123456789012:role/r" },
+        }),
+        ep.env(),
+        args,
+      ),
+    );
     ok(await run(request("123456789012.dkr.ecr.eu-west-1.amazonaws.com/a"), ep.env(), args));
   });
-  assert.equal(calls.map((c) => c.api), ["ecr", "sts", "ecr", "ecr"]);
+  assert.equal(
+    calls.map((c) => c.api),
+    ["ecr", "sts", "ecr", "ecr"],
+  );
   assert.is(cacheFiles(dir).length, 4);
 });
 
@@ -128,7 +153,10 @@ test("cache: ECR throttled -> the still-valid cached token is served, short cach
   const args = ["get-credentials", `--cache-dir=${dir}`];
   ok(await run(request(`${PRIVATE}/a`), ep.env(), args));
   age(dir, 5 * 3600_000, 7 * 3600_000);
-  ep.behaviour = { ...defaultBehaviour(), ecr: { kind: "error", status: 400, type: "ThrottlingException", message: "Rate exceeded" } };
+  ep.behaviour = {
+    ...defaultBehaviour(),
+    ecr: { kind: "error", status: 400, type: "ThrottlingException", message: "Rate exceeded" },
+  };
   const r = await run(request(`${PRIVATE}/a`), ep.env(), args);
   const res = ok(r);
   assert.is(res.auth?.[PRIVATE]?.password, "ecr-password-0123456789");
@@ -155,17 +183,26 @@ test("cache: a token about to expire is not served when ECR fails", async () => 
   const args = ["get-credentials", `--cache-dir=${dir}`];
   ok(await run(request(`${PRIVATE}/a`), ep.env(), args));
   age(dir, 30_000, 12 * 3600_000);
-  ep.behaviour = { ...defaultBehaviour(), ecr: { kind: "error", status: 400, type: "ThrottlingException", message: "Rate exceeded" } };
+  ep.behaviour = {
+    ...defaultBehaviour(),
+    ecr: { kind: "error", status: 400, type: "ThrottlingException", message: "Rate exceeded" },
+  };
   failed(await run(request(`${PRIVATE}/a`), ep.env(), args), "ThrottlingException: Rate exceeded");
 });
 
 test("cache: concurrent cold runs (the kubelet pulls many images at once) all succeed and leave one 0600 file", async () => {
   const dir = freshDir();
-  const rs = await Promise.all(Array.from({ length: 6 }, () => run(request(`${PRIVATE}/a`), ep.env(), ["get-credentials", `--cache-dir=${dir}`])));
+  const rs = await Promise.all(
+    Array.from({ length: 6 }, () => run(request(`${PRIVATE}/a`), ep.env(), ["get-credentials", `--cache-dir=${dir}`])),
+  );
   for (const r of rs) ok(r);
   const files = readdirSync(dir);
   assert.equal(files.filter((f) => f.endsWith(".json")).length, 1);
-  assert.equal(files.filter((f) => f.endsWith(".tmp")), [], "no temporary file left");
+  assert.equal(
+    files.filter((f) => f.endsWith(".tmp")),
+    [],
+    "no temporary file left",
+  );
   assert.is(statSync(join(dir, files[0]!)).mode & 0o777, 0o600);
 });
 
@@ -180,7 +217,11 @@ test("cache: an unwritable cache directory is a warning, not a failure", async (
 test("node credentials: IRSA-style token file (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN) through the SDK's chain", async () => {
   const tokenFile = join(tmp, "irsa-token");
   writeFileSync(tokenFile, SA_TOKEN);
-  const env = ep.env({ AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile, AWS_ROLE_ARN: "arn:aws:iam::123456789012:role/node", AWS_REGION: "us-west-2" });
+  const env = ep.env({
+    AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile,
+    AWS_ROLE_ARN: "arn:aws:iam::123456789012:role/node",
+    AWS_REGION: "us-west-2",
+  });
   delete (env as Record<string, string | undefined>).AWS_ACCESS_KEY_ID;
   delete (env as Record<string, string | undefined>).AWS_SECRET_ACCESS_KEY;
   let r;
@@ -188,7 +229,13 @@ test("node credentials: IRSA-style token file (AWS_WEB_IDENTITY_TOKEN_FILE + AWS
     r = await run(request(`${PRIVATE}/a`), env);
   });
   ok(r!);
-  assert.equal(calls.map((c) => [c.api, c.form.Action ?? c.scope?.accessKeyId]), [["sts", "AssumeRoleWithWebIdentity"], ["ecr", "ASIAROLE0000EXAMPLE"]]);
+  assert.equal(
+    calls.map((c) => [c.api, c.form.Action ?? c.scope?.accessKeyId]),
+    [
+      ["sts", "AssumeRoleWithWebIdentity"],
+      ["ecr", "ASIAROLE0000EXAMPLE"],
+    ],
+  );
 });
 
 test("node credentials: none anywhere -> the SDK's reason, quickly, one line", async () => {
@@ -211,31 +258,58 @@ test("deadline: a hanging endpoint fails with a clear one-line message inside --
 });
 
 test("deadline: BERTH_TIMEOUT is read, and a timeout beyond the kubelet's limit is refused", async () => {
-  failed(await run(request(`${PRIVATE}/a`), ep.env({ BERTH_TIMEOUT: "2m" })), 'invalid timeout "2m": must be above 0s and at most 55s');
-  failed(await run(request(`${PRIVATE}/a`), ep.env({ BERTH_TIMEOUT: "soon" })), 'invalid timeout: time: invalid duration "soon"');
+  failed(
+    await run(request(`${PRIVATE}/a`), ep.env({ BERTH_TIMEOUT: "2m" })),
+    'invalid timeout "2m": must be above 0s and at most 55s',
+  );
+  failed(
+    await run(request(`${PRIVATE}/a`), ep.env({ BERTH_TIMEOUT: "soon" })),
+    'invalid timeout: time: invalid duration "soon"',
+  );
 });
 
 test("mirror map: docker.io pulled through an ECR pull-through cache gets the mirror's credentials, keyed docker.io", async () => {
   let res;
   const calls = await callsOf(async () => {
-    res = ok(await run(request("docker.io/library/nginx"), ep.env(), ["get-credentials", "--registry-mirror", "docker.io=123456789012.dkr.ecr.us-east-1.amazonaws.com/dockerhub"]));
+    res = ok(
+      await run(request("docker.io/library/nginx"), ep.env(), [
+        "get-credentials",
+        "--registry-mirror",
+        "docker.io=123456789012.dkr.ecr.us-east-1.amazonaws.com/dockerhub",
+      ]),
+    );
   });
   assert.equal(res!.auth, { "docker.io": { username: "AWS", password: "ecr-password-0123456789" } });
-  assert.equal(calls.map((c) => [c.api, c.scope?.region]), [["ecr", "us-east-1"]]);
+  assert.equal(
+    calls.map((c) => [c.api, c.scope?.region]),
+    [["ecr", "us-east-1"]],
+  );
 });
 
 test("mirror map from BERTH_REGISTRY_MIRRORS (comma-separated); unmapped hosts unaffected", async () => {
-  const env = ep.env({ BERTH_REGISTRY_MIRRORS: "quay.io=123456789012.dkr.ecr.eu-west-1.amazonaws.com/quay,docker.io=123456789012.dkr.ecr.us-east-1.amazonaws.com" });
+  const env = ep.env({
+    BERTH_REGISTRY_MIRRORS:
+      "quay.io=123456789012.dkr.ecr.eu-west-1.amazonaws.com/quay,docker.io=123456789012.dkr.ecr.us-east-1.amazonaws.com",
+  });
   const calls = await callsOf(async () => {
     assert.equal(Object.keys(ok(await run(request("quay.io/prometheus/node-exporter"), env)).auth ?? {}), ["quay.io"]);
     assert.equal(Object.keys(ok(await run(request(`${PRIVATE}/a`), env)).auth ?? {}), [PRIVATE]);
   });
-  assert.equal(calls.map((c) => c.scope?.region), ["eu-west-1", "us-west-2"]);
+  assert.equal(
+    calls.map((c) => c.scope?.region),
+    ["eu-west-1", "us-west-2"],
+  );
 });
 
 test("mirror map: a target that is not an ECR host is a configuration error", async () => {
-  failed(await run(request("docker.io/library/nginx"), ep.env(), ["--registry-mirror=docker.io=mirror.example.com"]), "mirror.example.com is not an ECR registry host");
-  failed(await run(request("docker.io/library/nginx"), ep.env(), ["--registry-mirror=docker.io"]), "expected KEY=VALUE");
+  failed(
+    await run(request("docker.io/library/nginx"), ep.env(), ["--registry-mirror=docker.io=mirror.example.com"]),
+    "mirror.example.com is not an ECR registry host",
+  );
+  failed(
+    await run(request("docker.io/library/nginx"), ep.env(), ["--registry-mirror=docker.io"]),
+    "expected KEY=VALUE",
+  );
 });
 
 const POOL_ROLE = "arn:aws:iam::210987654321:role/cross-account-pull";
@@ -243,10 +317,16 @@ test("role map: STS AssumeRole with the node's keys (signed for sts in the regis
   const calls = await callsOf(async () => {
     ok(await run(request(`${PRIVATE}/a`), ep.env(), ["--role-map", `${PRIVATE}=${POOL_ROLE}`]));
   });
-  assert.equal(calls.map((c) => c.api), ["sts", "ecr"]);
+  assert.equal(
+    calls.map((c) => c.api),
+    ["sts", "ecr"],
+  );
   assert.is(calls[0]?.form.Action, "AssumeRole");
   assert.is(calls[0]?.form.RoleArn, POOL_ROLE);
-  assert.equal([calls[0]?.scope?.service, calls[0]?.scope?.region, calls[0]?.scope?.accessKeyId], ["sts", "us-west-2", NODE_ACCESS_KEY]);
+  assert.equal(
+    [calls[0]?.scope?.service, calls[0]?.scope?.region, calls[0]?.scope?.accessKeyId],
+    ["sts", "us-west-2", NODE_ACCESS_KEY],
+  );
   assert.is(calls[1]?.scope?.accessKeyId, "ASIAROLE0000EXAMPLE");
 });
 
@@ -256,11 +336,21 @@ test("role map by account ID from BERTH_ROLE_MAP; other accounts keep node crede
     ok(await run(request("123456789012.dkr.ecr.eu-west-1.amazonaws.com/a"), env));
     ok(await run(request("999999999999.dkr.ecr.eu-west-1.amazonaws.com/a"), env));
   });
-  assert.equal(calls.map((c) => [c.api, c.scope?.accessKeyId]), [["sts", NODE_ACCESS_KEY], ["ecr", "ASIAROLE0000EXAMPLE"], ["ecr", NODE_ACCESS_KEY]]);
+  assert.equal(
+    calls.map((c) => [c.api, c.scope?.accessKeyId]),
+    [
+      ["sts", NODE_ACCESS_KEY],
+      ["ecr", "ASIAROLE0000EXAMPLE"],
+      ["ecr", NODE_ACCESS_KEY],
+    ],
+  );
 });
 
 test("role map: an entry that is not a role ARN is a configuration error", async () => {
-  failed(await run(request(`${PRIVATE}/a`), ep.env(), ["--role-map", `${PRIVATE}=not-an-arn`]), "is not an IAM role ARN");
+  failed(
+    await run(request(`${PRIVATE}/a`), ep.env(), ["--role-map", `${PRIVATE}=not-an-arn`]),
+    "is not an IAM role ARN",
+  );
 });
 
 // A forward proxy on loopback that counts what it relays.
@@ -270,10 +360,13 @@ function startProxy(): Promise<{ url: string; seen: string[]; close: () => Promi
   const server: Server = createServer((req, res) => {
     seen.push(`${req.method} ${req.url}`);
     const target = new URL(req.url ?? "/");
-    const up = httpRequest({ host: target.hostname, port: target.port, path: target.pathname, method: req.method, headers: req.headers }, (upRes) => {
-      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-      upRes.pipe(res);
-    });
+    const up = httpRequest(
+      { host: target.hostname, port: target.port, path: target.pathname, method: req.method, headers: req.headers },
+      (upRes) => {
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        upRes.pipe(res);
+      },
+    );
     up.on("error", () => res.writeHead(502).end());
     req.pipe(up);
   });
@@ -318,7 +411,12 @@ test("proxies: HTTP_PROXY is used for ECR and STS calls (Node's proxyEnv agents)
   const proxy = await startProxy();
   try {
     const calls = await callsOf(async () => {
-      ok(await run(request(`${PRIVATE}/a`), ep.env({ HTTP_PROXY: proxy.url }), ["--role-map", `${PRIVATE}=${POOL_ROLE}`]));
+      ok(
+        await run(request(`${PRIVATE}/a`), ep.env({ HTTP_PROXY: proxy.url }), [
+          "--role-map",
+          `${PRIVATE}=${POOL_ROLE}`,
+        ]),
+      );
     });
     assert.is(calls.length, 2);
     assert.equal(proxy.seen, [`POST ${ep.url}/`, `POST ${ep.url}/`]);
@@ -349,7 +447,10 @@ test("proxies: HTTPS_PROXY tunnels https calls with CONNECT (TLS end to end to t
     ok(r);
     const port = new URL(tlsEp.url).port;
     assert.equal(proxy.seen, [`CONNECT 127.0.0.1:${port}`]);
-    assert.equal(tlsEp.calls.map((c) => [c.api, c.scope?.region]), [["ecr", "us-west-2"]]);
+    assert.equal(
+      tlsEp.calls.map((c) => [c.api, c.scope?.region]),
+      [["ecr", "us-west-2"]],
+    );
   } finally {
     await proxy.close();
     await tlsEp.close();
@@ -363,14 +464,36 @@ test("proxies: a dead proxy fails within the deadline with the SDK's reason, not
 
 test("secrets: an SDK error that echoes keys, session token or the pod's token is redacted on stderr", async () => {
   const echo = `bad request: key ${NODE_SECRET_KEY} token ${SA_TOKEN} session role-session-token-do-not-print-555`;
-  ep.behaviour = { ...defaultBehaviour(), ecr: { kind: "error", status: 400, type: "InvalidParameterException", message: echo } };
-  const r = await run(request(`${PRIVATE}/a`, { serviceAccountToken: SA_TOKEN, serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": POOL_ROLE } }), ep.env());
-  failed(r, "InvalidParameterException: bad request: key [REDACTED] token [REDACTED] session [REDACTED]", [SA_TOKEN, "role-session-token-do-not-print-555", "role-secret-do-not-print-987654321"]);
+  ep.behaviour = {
+    ...defaultBehaviour(),
+    ecr: { kind: "error", status: 400, type: "InvalidParameterException", message: echo },
+  };
+  const r = await run(
+    request(`${PRIVATE}/a`, {
+      serviceAccountToken: SA_TOKEN,
+      serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": POOL_ROLE },
+    }),
+    ep.env(),
+  );
+  failed(r, "InvalidParameterException: bad request: key [REDACTED] token [REDACTED] session [REDACTED]", [
+    SA_TOKEN,
+    "role-session-token-do-not-print-555",
+    "role-secret-do-not-print-987654321",
+  ]);
 });
 
 test("secrets: an STS error echoing the web identity token is redacted", async () => {
-  ep.behaviour = { ...defaultBehaviour(), sts: { kind: "error", status: 400, code: "InvalidIdentityToken", message: `token ${SA_TOKEN} is not valid` } };
-  const r = await run(request(`${PRIVATE}/a`, { serviceAccountToken: SA_TOKEN, serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": POOL_ROLE } }), ep.env());
+  ep.behaviour = {
+    ...defaultBehaviour(),
+    sts: { kind: "error", status: 400, code: "InvalidIdentityToken", message: `token ${SA_TOKEN} is not valid` },
+  };
+  const r = await run(
+    request(`${PRIVATE}/a`, {
+      serviceAccountToken: SA_TOKEN,
+      serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": POOL_ROLE },
+    }),
+    ep.env(),
+  );
   failed(r, "failed to assume role: InvalidIdentityTokenException: token [REDACTED] is not valid", [SA_TOKEN]);
 });
 

@@ -9,14 +9,20 @@ export const V1: ApiVersion = "credentialprovider.kubelet.k8s.io/v1";
 export const V1BETA1: ApiVersion = "credentialprovider.kubelet.k8s.io/v1beta1";
 export const V1ALPHA1: ApiVersion = "credentialprovider.kubelet.k8s.io/v1alpha1";
 export const PRIVATE = "123456789012.dkr.ecr.us-west-2.amazonaws.com";
-export const SA_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDphcHAifQ.c2lnbmF0dXJlLXNlY3JldA";
+export const SA_TOKEN =
+  "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDphcHAifQ.c2lnbmF0dXJlLXNlY3JldA";
 
 export function request(image: string, extra: Record<string, unknown> = {}, apiVersion: string = V1): string {
   return JSON.stringify({ kind: "CredentialProviderRequest", apiVersion, image, ...extra });
 }
 
 /** As the kubelet runs it: args from the config (`get-credentials`), request on stdin. */
-export function run(stdin: string | Buffer, env: Record<string, string>, args: string[] = ["get-credentials"], timeoutMs?: number): Promise<ExecResult> {
+export function run(
+  stdin: string | Buffer,
+  env: Record<string, string>,
+  args: string[] = ["get-credentials"],
+  timeoutMs?: number,
+): Promise<ExecResult> {
   return execBinary(CREDENTIAL_PROVIDER, { stdin, env, args, ...(timeoutMs ? { timeoutMs } : {}) });
 }
 
@@ -35,7 +41,8 @@ export function failed(r: ExecResult, message: string | RegExp, secrets: string[
   assert.is(r.stdout, "");
   const lines = r.stderr.trimEnd().split("\n");
   assert.is(lines.length, 1, `one line on stderr, got: ${r.stderr}`);
-  if (typeof message === "string") assert.ok(r.stderr.includes(message), `stderr ${JSON.stringify(r.stderr)} lacks ${JSON.stringify(message)}`);
+  if (typeof message === "string")
+    assert.ok(r.stderr.includes(message), `stderr ${JSON.stringify(r.stderr)} lacks ${JSON.stringify(message)}`);
   else assert.match(r.stderr, message);
   noSecrets(r, secrets);
 }

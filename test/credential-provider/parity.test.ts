@@ -4,7 +4,13 @@ import { ANCHOR_NON_MATCHES } from "../helpers/ecr-hosts.ts";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { parseGoDuration } from "../../shared/kubelet/duration.ts";
-import { defaultBehaviour, NODE_ACCESS_KEY, startAwsEndpoint, type AwsEndpoint, type Call } from "../helpers/aws-endpoint.ts";
+import {
+  defaultBehaviour,
+  NODE_ACCESS_KEY,
+  startAwsEndpoint,
+  type AwsEndpoint,
+  type Call,
+} from "../helpers/aws-endpoint.ts";
 import { failed, noSecrets, ok, PRIVATE, request, run, SA_TOKEN } from "./helpers.ts";
 
 const test = suite("credential-provider: anchor parity");
@@ -37,11 +43,17 @@ test("1. private ECR host: Registry key = host, user and password from the token
     cacheDuration: (res! as { cacheDuration: string }).cacheDuration,
     auth: { [PRIVATE]: { username: "AWS", password: "ecr-password-0123456789" } },
   });
-  assert.equal(calls.map((c) => [c.api, c.scope?.region, c.scope?.service, c.scope?.accessKeyId]), [["ecr", "us-west-2", "ecr", NODE_ACCESS_KEY]]);
+  assert.equal(
+    calls.map((c) => [c.api, c.scope?.region, c.scope?.service, c.scope?.accessKeyId]),
+    [["ecr", "us-west-2", "ecr", NODE_ACCESS_KEY]],
+  );
 });
 
 test("token split on the first colon only", async () => {
-  ep.behaviour = { ...defaultBehaviour(), ecr: { kind: "token", username: "AWS", password: "pa:ss:word", expiresIn: 3600 } };
+  ep.behaviour = {
+    ...defaultBehaviour(),
+    ecr: { kind: "token", username: "AWS", password: "pa:ss:word", expiresIn: 3600 },
+  };
   const res = ok(await run(request(`${PRIVATE}/x`), ep.env()));
   assert.equal(res.auth?.[PRIVATE], { username: "AWS", password: "pa:ss:word" });
 });
@@ -51,7 +63,10 @@ test("2. a private host whose path looks like ECR Public stays private", async (
     const res = ok(await run(request(`${PRIVATE}/public.ecr.aws/foo:latest`), ep.env()));
     assert.equal(Object.keys(res.auth ?? {}), [PRIVATE]);
   });
-  assert.equal(calls.map((c) => [c.api, c.scope?.region]), [["ecr", "us-west-2"]]);
+  assert.equal(
+    calls.map((c) => [c.api, c.scope?.region]),
+    [["ecr", "us-west-2"]],
+  );
 });
 
 test("3. non-ECR host: ECR still called in the default region (AWS_REGION), key = that host, warning on stderr", async () => {
@@ -61,7 +76,10 @@ test("3. non-ECR host: ECR still called in the default region (AWS_REGION), key 
   });
   const res = ok(r!);
   assert.equal(Object.keys(res.auth ?? {}), ["registry.k8s.io"]);
-  assert.equal(calls.map((c) => [c.api, c.scope?.region]), [["ecr", "eu-central-1"]]);
+  assert.equal(
+    calls.map((c) => [c.api, c.scope?.region]),
+    [["ecr", "eu-central-1"]],
+  );
   assert.match(r!.stderr, "registry.k8s.io is not an ECR registry host; asking ECR in the default region eu-central-1");
 });
 
@@ -69,25 +87,38 @@ test("3b. AWS_DEFAULT_REGION is honoured like the Go anchor (the JS SDK alone ig
   const calls = await callsOf(async () => {
     ok(await run(request("registry.k8s.io/foo"), ep.env({ AWS_DEFAULT_REGION: "ap-southeast-2" })));
   });
-  assert.equal(calls.map((c) => c.scope?.region), ["ap-southeast-2"]);
+  assert.equal(
+    calls.map((c) => c.scope?.region),
+    ["ap-southeast-2"],
+  );
 });
 
 test("3c. AWS_REGION wins over AWS_DEFAULT_REGION", async () => {
   const calls = await callsOf(async () => {
     ok(await run(request("quay.io/foo"), ep.env({ AWS_DEFAULT_REGION: "ap-southeast-2", AWS_REGION: "sa-east-1" })));
   });
-  assert.equal(calls.map((c) => c.scope?.region), ["sa-east-1"]);
+  assert.equal(
+    calls.map((c) => c.scope?.region),
+    ["sa-east-1"],
+  );
 });
 
 test("3d. non-ECR host with no region anywhere: the SDK's error, one line, exit 1", async () => {
-  failed(await run(request("quay.io/foo"), ep.env()), /ECR GetAuthorizationToken in the default region failed: .*[Rr]egion.*\(warning: quay.io is not an ECR registry host/);
+  failed(
+    await run(request("quay.io/foo"), ep.env()),
+    /ECR GetAuthorizationToken in the default region failed: .*[Rr]egion.*\(warning: quay.io is not an ECR registry host/,
+  );
 });
 
 const outputs: [string, string, string][] = [
   ["{} (anchor: authorization data was empty)", "{}", "authorization data was empty"],
   ["empty list", '{"authorizationData":[]}', "authorization data was empty"],
   ["[{}] (anchor: token was nil)", '{"authorizationData":[{}]}', "authorization token in response was nil"],
-  ["token base64('foo') (anchor: parse error)", `{"authorizationData":[{"authorizationToken":"${Buffer.from("foo").toString("base64")}"}]}`, "error parsing username and password from authorization token"],
+  [
+    "token base64('foo') (anchor: parse error)",
+    `{"authorizationData":[{"authorizationToken":"${Buffer.from("foo").toString("base64")}"}]}`,
+    "error parsing username and password from authorization token",
+  ],
 ];
 for (const [name, body, message] of outputs) {
   test(`4. ECR output ${name}`, async () => {
@@ -97,20 +128,46 @@ for (const [name, body, message] of outputs) {
 }
 
 test("4. ECR API error passed through (name and message), exit 1", async () => {
-  ep.behaviour = { ...defaultBehaviour(), ecr: { kind: "error", status: 400, type: "AccessDeniedException", message: "User is not authorized to perform ecr:GetAuthorizationToken" } };
-  failed(await run(request(`${PRIVATE}/x`), ep.env()), "ECR GetAuthorizationToken in us-west-2 failed: AccessDeniedException: User is not authorized to perform ecr:GetAuthorizationToken");
+  ep.behaviour = {
+    ...defaultBehaviour(),
+    ecr: {
+      kind: "error",
+      status: 400,
+      type: "AccessDeniedException",
+      message: "User is not authorized to perform ecr:GetAuthorizationToken",
+    },
+  };
+  failed(
+    await run(request(`${PRIVATE}/x`), ep.env()),
+    "ECR GetAuthorizationToken in us-west-2 failed: AccessDeniedException: User is not authorized to perform ecr:GetAuthorizationToken",
+  );
 });
 
 const ROLE = "arn:aws:iam::123456789012:role/ecr-pull";
 test("5. SA token + role annotation: STS AssumeRoleWithWebIdentity (session ecr-credential-provider), ECR signed with the role's keys", async () => {
   let r;
   const calls = await callsOf(async () => {
-    r = await run(request(`${PRIVATE}/x`, { serviceAccountToken: SA_TOKEN, serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": ROLE } }), ep.env());
+    r = await run(
+      request(`${PRIVATE}/x`, {
+        serviceAccountToken: SA_TOKEN,
+        serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": ROLE },
+      }),
+      ep.env(),
+    );
   });
   ok(r!);
   noSecrets(r!, [SA_TOKEN]);
-  assert.equal(calls.map((c) => c.api), ["sts", "ecr"]);
-  assert.equal(calls[0]?.form, { Action: "AssumeRoleWithWebIdentity", Version: "2011-06-15", RoleArn: ROLE, RoleSessionName: "ecr-credential-provider", WebIdentityToken: SA_TOKEN });
+  assert.equal(
+    calls.map((c) => c.api),
+    ["sts", "ecr"],
+  );
+  assert.equal(calls[0]?.form, {
+    Action: "AssumeRoleWithWebIdentity",
+    Version: "2011-06-15",
+    RoleArn: ROLE,
+    RoleSessionName: "ecr-credential-provider",
+    WebIdentityToken: SA_TOKEN,
+  });
   assert.is(calls[1]?.scope?.accessKeyId, "ASIAROLE0000EXAMPLE");
   assert.is(calls[1]?.headers["x-amz-security-token"], "role-session-token-do-not-print-555");
   assert.is(calls[1]?.scope?.region, "us-west-2");
@@ -121,33 +178,72 @@ test("5. SA token works without node credentials at all (web identity needs none
   delete (env as Record<string, string | undefined>).AWS_ACCESS_KEY_ID;
   delete (env as Record<string, string | undefined>).AWS_SECRET_ACCESS_KEY;
   const calls = await callsOf(async () => {
-    ok(await run(request(`${PRIVATE}/x`, { serviceAccountToken: SA_TOKEN, serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": ROLE } }), env));
+    ok(
+      await run(
+        request(`${PRIVATE}/x`, {
+          serviceAccountToken: SA_TOKEN,
+          serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": ROLE },
+        }),
+        env,
+      ),
+    );
   });
-  assert.equal(calls.map((c) => c.api), ["sts", "ecr"]);
+  assert.equal(
+    calls.map((c) => c.api),
+    ["sts", "ecr"],
+  );
 });
 
 test("5. SA token without annotation: AWS_ECR_ROLE_ARN is the role", async () => {
   const calls = await callsOf(async () => {
     ok(await run(request(`${PRIVATE}/x`, { serviceAccountToken: SA_TOKEN }), ep.env({ AWS_ECR_ROLE_ARN: ROLE })));
   });
-  assert.equal(calls.map((c) => [c.api, c.form.RoleArn]), [["sts", ROLE], ["ecr", undefined]]);
+  assert.equal(
+    calls.map((c) => [c.api, c.form.RoleArn]),
+    [
+      ["sts", ROLE],
+      ["ecr", undefined],
+    ],
+  );
 });
 
 test("5. SA token without annotation or AWS_ECR_ROLE_ARN: node credentials, no STS", async () => {
   const calls = await callsOf(async () => {
     ok(await run(request(`${PRIVATE}/x`, { serviceAccountToken: SA_TOKEN }), ep.env()));
   });
-  assert.equal(calls.map((c) => [c.api, c.scope?.accessKeyId]), [["ecr", NODE_ACCESS_KEY]]);
+  assert.equal(
+    calls.map((c) => [c.api, c.scope?.accessKeyId]),
+    [["ecr", NODE_ACCESS_KEY]],
+  );
 });
 
 test("5. STS error: 'failed to assume role: …', no ECR call, no token on stderr", async () => {
-  ep.behaviour = { ...defaultBehaviour(), sts: { kind: "error", status: 403, code: "AccessDenied", message: "Not authorized to perform sts:AssumeRoleWithWebIdentity" } };
+  ep.behaviour = {
+    ...defaultBehaviour(),
+    sts: {
+      kind: "error",
+      status: 403,
+      code: "AccessDenied",
+      message: "Not authorized to perform sts:AssumeRoleWithWebIdentity",
+    },
+  };
   let r;
   const calls = await callsOf(async () => {
-    r = await run(request(`${PRIVATE}/x`, { serviceAccountToken: SA_TOKEN, serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": ROLE } }), ep.env());
+    r = await run(
+      request(`${PRIVATE}/x`, {
+        serviceAccountToken: SA_TOKEN,
+        serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": ROLE },
+      }),
+      ep.env(),
+    );
   });
-  failed(r!, "failed to assume role: AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity", [SA_TOKEN]);
-  assert.equal(calls.map((c) => c.api), ["sts"]);
+  failed(r!, "failed to assume role: AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity", [
+    SA_TOKEN,
+  ]);
+  assert.equal(
+    calls.map((c) => c.api),
+    ["sts"],
+  );
 });
 
 for (const host of ["public.ecr.aws", "ecr-public.aws.com"]) {
@@ -157,7 +253,10 @@ for (const host of ["public.ecr.aws", "ecr-public.aws.com"]) {
       res = ok(await run(request(`${host}/nginx/nginx`), ep.env({ AWS_REGION: "eu-west-1" })));
     });
     assert.equal(res!.auth, { [host]: { username: "AWS", password: "public-ecr-password-0123456789" } });
-    assert.equal(calls.map((c) => [c.api, c.scope?.service, c.scope?.region]), [["ecr-public", "ecr-public", "us-east-1"]]);
+    assert.equal(
+      calls.map((c) => [c.api, c.scope?.service, c.scope?.region]),
+      [["ecr-public", "ecr-public", "us-east-1"]],
+    );
   });
 }
 
@@ -188,17 +287,24 @@ for (const [host, region] of grid) {
       const res = ok(await run(request(`${host}/app`), ep.env({ AWS_REGION: "ap-south-1" })));
       assert.equal(Object.keys(res.auth ?? {}), [host]);
     });
-    assert.equal(calls.map((c) => [c.scope?.service, c.scope?.region]), [["ecr", region]]);
+    assert.equal(
+      calls.map((c) => [c.scope?.service, c.scope?.region]),
+      [["ecr", region]],
+    );
   });
 }
 
 const nonMatches = ANCHOR_NON_MATCHES;
-test("8. regex non-matches go to the default region (\"!\" parses as a host character, as in Go)", async () => {
+test('8. regex non-matches go to the default region ("!" parses as a host character, as in Go)', async () => {
   for (const host of nonMatches) {
     const before = ep.calls.length;
     const r = await run(request(`${host}/app`), ep.env({ AWS_REGION: "ap-south-1" }));
     ok(r);
-    assert.equal(ep.calls.slice(before).map((c) => c.scope?.region), ["ap-south-1"], host);
+    assert.equal(
+      ep.calls.slice(before).map((c) => c.scope?.region),
+      ["ap-south-1"],
+      host,
+    );
     assert.match(r.stderr, "is not an ECR registry host", host);
   }
 });
@@ -216,8 +322,21 @@ test("9. cacheDuration: token valid 12h -> half of the remaining life, Go durati
 });
 
 test("10. wrong kind or wrong apiVersion: error, empty stdout", async () => {
-  failed(await run(JSON.stringify({ kind: "CredentialProviderResponse", apiVersion: "credentialprovider.kubelet.k8s.io/v1", image: "x" }), ep.env()), "kind was \"CredentialProviderResponse\", expected CredentialProviderRequest");
-  failed(await run(request("x", {}, "credentialprovider.kubelet.k8s.io/v1beta2"), ep.env()), "group version credentialprovider.kubelet.k8s.io/v1beta2 is not supported");
+  failed(
+    await run(
+      JSON.stringify({
+        kind: "CredentialProviderResponse",
+        apiVersion: "credentialprovider.kubelet.k8s.io/v1",
+        image: "x",
+      }),
+      ep.env(),
+    ),
+    'kind was "CredentialProviderResponse", expected CredentialProviderRequest',
+  );
+  failed(
+    await run(request("x", {}, "credentialprovider.kubelet.k8s.io/v1beta2"), ep.env()),
+    "group version credentialprovider.kubelet.k8s.io/v1beta2 is not supported",
+  );
 });
 
 test.run();

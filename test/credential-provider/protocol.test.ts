@@ -19,7 +19,13 @@ for (const v of [V1, V1BETA1, V1ALPHA1]) {
     const r = await run(request(`${PRIVATE}/app`, {}, v), ep.env());
     const res = ok(r, v);
     assert.is(res.apiVersion, v);
-    assert.equal(Object.keys(JSON.parse(r.stdout) as object).sort(), ["apiVersion", "auth", "cacheDuration", "cacheKeyType", "kind"]);
+    assert.equal(Object.keys(JSON.parse(r.stdout) as object).sort(), [
+      "apiVersion",
+      "auth",
+      "cacheDuration",
+      "cacheKeyType",
+      "kind",
+    ]);
     assert.is(res.kind, "CredentialProviderResponse");
     assert.is(res.cacheKeyType, "Registry");
     assert.equal(res.auth, { [PRIVATE]: { username: "AWS", password: "ecr-password-0123456789" } });
@@ -30,10 +36,23 @@ for (const v of [V1, V1BETA1, V1ALPHA1]) {
 test("v1beta1 and v1alpha1 have no service-account fields: a token there is ignored (no STS call)", async () => {
   for (const v of [V1BETA1, V1ALPHA1]) {
     const before = ep.calls.length;
-    const r = await run(request(`${PRIVATE}/app`, { serviceAccountToken: SA_TOKEN, serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": "arn:aws:iam::123456789012:role/x" } }, v), ep.env());
+    const r = await run(
+      request(
+        `${PRIVATE}/app`,
+        {
+          serviceAccountToken: SA_TOKEN,
+          serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": "arn:aws:iam::123456789012:role/x" },
+        },
+        v,
+      ),
+      ep.env(),
+    );
     ok(r, v);
     const calls = ep.calls.slice(before);
-    assert.equal(calls.map((c) => c.api), ["ecr"]);
+    assert.equal(
+      calls.map((c) => c.api),
+      ["ecr"],
+    );
     assert.is(calls[0]?.scope?.accessKeyId, "AKIDNODE0000EXAMPLE");
   }
 });
@@ -49,16 +68,40 @@ test("positional args and no args are both the protocol path (configs pass get-c
 });
 
 const bad: [string, string | Buffer, string | RegExp][] = [
-  ["malformed JSON", "{not json", /error decoding credential provider request: .*expected a CredentialProviderRequest JSON object on stdin/],
+  [
+    "malformed JSON",
+    "{not json",
+    /error decoding credential provider request: .*expected a CredentialProviderRequest JSON object on stdin/,
+  ],
   ["empty stdin", "", "error decoding credential provider request: empty input on stdin"],
   ["a JSON array", "[]", "got a JSON array"],
-  ["wrong kind (anchor message)", JSON.stringify({ kind: "Foo", apiVersion: V1, image: "x" }), 'kind was "Foo", expected CredentialProviderRequest'],
+  [
+    "wrong kind (anchor message)",
+    JSON.stringify({ kind: "Foo", apiVersion: V1, image: "x" }),
+    'kind was "Foo", expected CredentialProviderRequest',
+  ],
   ["missing kind", JSON.stringify({ apiVersion: V1, image: "x" }), 'kind was "", expected CredentialProviderRequest'],
-  ["unknown apiVersion (anchor message, then what we accept)", request("x", {}, "credentialprovider.kubelet.k8s.io/v2"), "group version credentialprovider.kubelet.k8s.io/v2 is not supported; expected credentialprovider.kubelet.k8s.io/v1, credentialprovider.kubelet.k8s.io/v1beta1 or credentialprovider.kubelet.k8s.io/v1alpha1"],
-  ["missing apiVersion", JSON.stringify({ kind: "CredentialProviderRequest", image: "x" }), "group version  is not supported"],
-  ["wrong-case apiVersion field", JSON.stringify({ kind: "CredentialProviderRequest", APIVersion: V1, image: "x" }), "is not supported"],
+  [
+    "unknown apiVersion (anchor message, then what we accept)",
+    request("x", {}, "credentialprovider.kubelet.k8s.io/v2"),
+    "group version credentialprovider.kubelet.k8s.io/v2 is not supported; expected credentialprovider.kubelet.k8s.io/v1, credentialprovider.kubelet.k8s.io/v1beta1 or credentialprovider.kubelet.k8s.io/v1alpha1",
+  ],
+  [
+    "missing apiVersion",
+    JSON.stringify({ kind: "CredentialProviderRequest", image: "x" }),
+    "group version  is not supported",
+  ],
+  [
+    "wrong-case apiVersion field",
+    JSON.stringify({ kind: "CredentialProviderRequest", APIVersion: V1, image: "x" }),
+    "is not supported",
+  ],
   ["empty image (anchor message)", request(""), "image in plugin request was empty"],
-  ["image not a string", request("x").replace('"image":"x"', '"image":5'), "cannot unmarshal number into Go struct field CredentialProviderRequest.image of type string"],
+  [
+    "image not a string",
+    request("x").replace('"image":"x"', '"image":5'),
+    "cannot unmarshal number into Go struct field CredentialProviderRequest.image of type string",
+  ],
   ["token not a string", request("x", { serviceAccountToken: 7 }), "CredentialProviderRequest.serviceAccountToken"],
   ["huge input (over 4 MiB)", Buffer.alloc(5 * 1024 * 1024, 0x20), "input is more than 4194304 bytes"],
   ["unparseable image (anchor message)", request("bad host/x"), "error parsing image reference bad host/x"],

@@ -24,7 +24,12 @@ export type Call = {
 };
 
 export type TokenReply =
-  | { kind: "token"; username?: string; password: string; /** seconds from now; null = no expiresAt */ expiresIn?: number | null }
+  | {
+      kind: "token";
+      username?: string;
+      password: string /** seconds from now; null = no expiresAt */;
+      expiresIn?: number | null;
+    }
   | { kind: "raw"; status: number; body: string }
   | { kind: "error"; status: number; type: string; message: string }
   | { kind: "hang" };
@@ -59,7 +64,12 @@ export function defaultBehaviour(password = "ecr-password-0123456789"): Behaviou
   return {
     ecr: { kind: "token", password, expiresIn: 12 * 3600 },
     ecrPublic: { kind: "token", password: `public-${password}`, expiresIn: 12 * 3600 },
-    sts: { kind: "credentials", accessKeyId: "ASIAROLE0000EXAMPLE", secretAccessKey: "role-secret-do-not-print-987654321", sessionToken: "role-session-token-do-not-print-555" },
+    sts: {
+      kind: "credentials",
+      accessKeyId: "ASIAROLE0000EXAMPLE",
+      secretAccessKey: "role-secret-do-not-print-987654321",
+      sessionToken: "role-session-token-do-not-print-555",
+    },
   };
 }
 
@@ -119,7 +129,10 @@ function stsReply(res: ServerResponse, action: string, reply: StsReply): void {
 }
 
 /** tls: serve https with the loopback test certificate (trust it with NODE_EXTRA_CA_CERTS). */
-export async function startAwsEndpoint(behaviour: Behaviour = defaultBehaviour(), opts: { tls?: boolean } = {}): Promise<AwsEndpoint> {
+export async function startAwsEndpoint(
+  behaviour: Behaviour = defaultBehaviour(),
+  opts: { tls?: boolean } = {},
+): Promise<AwsEndpoint> {
   const calls: Call[] = [];
   const state = { behaviour };
   const handler: RequestListener = async (req, res) => {
@@ -127,23 +140,44 @@ export async function startAwsEndpoint(behaviour: Behaviour = defaultBehaviour()
     const scope = parseScope(req.headers.authorization);
     const target = typeof req.headers["x-amz-target"] === "string" ? req.headers["x-amz-target"] : undefined;
     const form = Object.fromEntries(new URLSearchParams(body));
-    const api: Call["api"] = target === ECR_TARGET ? "ecr" : target === ECR_PUBLIC_TARGET ? "ecr-public" : form.Action ? "sts" : "unknown";
+    const api: Call["api"] =
+      target === ECR_TARGET ? "ecr" : target === ECR_PUBLIC_TARGET ? "ecr-public" : form.Action ? "sts" : "unknown";
     calls.push({ api, scope, target, form, body, headers: req.headers });
-    if (req.method !== "POST" || req.url !== "/") return sendJson(res, 404, { __type: "UnknownOperationException", message: `${req.method} ${req.url}` });
+    if (req.method !== "POST" || req.url !== "/")
+      return sendJson(res, 404, { __type: "UnknownOperationException", message: `${req.method} ${req.url}` });
     if (api === "ecr" || api === "ecr-public") {
       const wantService = api;
       if (!scope || scope.service !== wantService) {
-        return sendJson(res, 403, { __type: "InvalidSignatureException", message: `credential scope service ${scope?.service ?? "(unsigned)"}, expected ${wantService}` }, "InvalidSignatureException");
+        return sendJson(
+          res,
+          403,
+          {
+            __type: "InvalidSignatureException",
+            message: `credential scope service ${scope?.service ?? "(unsigned)"}, expected ${wantService}`,
+          },
+          "InvalidSignatureException",
+        );
       }
       if (api === "ecr-public" && scope.region !== "us-east-1") {
-        return sendJson(res, 403, { __type: "InvalidSignatureException", message: `ecr-public signed for ${scope.region}, expected us-east-1` }, "InvalidSignatureException");
+        return sendJson(
+          res,
+          403,
+          { __type: "InvalidSignatureException", message: `ecr-public signed for ${scope.region}, expected us-east-1` },
+          "InvalidSignatureException",
+        );
       }
-      if (req.headers["content-type"] !== "application/x-amz-json-1.1") return sendJson(res, 400, { __type: "SerializationException", message: "content-type" });
+      if (req.headers["content-type"] !== "application/x-amz-json-1.1")
+        return sendJson(res, 400, { __type: "SerializationException", message: "content-type" });
       return tokenReply(res, api === "ecr" ? state.behaviour.ecr : state.behaviour.ecrPublic, api === "ecr-public");
     }
     if (api === "sts") {
       if (form.Action === "AssumeRole" && scope?.service !== "sts") {
-        return stsReply(res, "AssumeRole", { kind: "error", status: 403, code: "InvalidClientTokenId", message: "AssumeRole must be signed for sts" });
+        return stsReply(res, "AssumeRole", {
+          kind: "error",
+          status: 403,
+          code: "InvalidClientTokenId",
+          message: "AssumeRole must be signed for sts",
+        });
       }
       if (form.Action !== "AssumeRole" && form.Action !== "AssumeRoleWithWebIdentity") {
         return stsReply(res, "x", { kind: "error", status: 400, code: "InvalidAction", message: String(form.Action) });
@@ -152,7 +186,9 @@ export async function startAwsEndpoint(behaviour: Behaviour = defaultBehaviour()
     }
     return sendJson(res, 400, { __type: "UnknownOperationException", message: String(target) });
   };
-  const server: Server = opts.tls ? createTlsServer({ key: LOOPBACK_KEY, cert: LOOPBACK_CERT }, handler) : createServer(handler);
+  const server: Server = opts.tls
+    ? createTlsServer({ key: LOOPBACK_KEY, cert: LOOPBACK_CERT }, handler)
+    : createServer(handler);
   const sockets = new Set<Socket>();
   server.on("connection", (sock: Socket) => {
     sockets.add(sock);

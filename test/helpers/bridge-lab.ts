@@ -101,7 +101,13 @@ export function newContainer(lab: Lab, tag: string): Container {
 export type CallExtras = { cniArgs?: string; netnsPathOverride?: string; prevResult?: unknown };
 
 /** Run the reference bridge inside the lab's host namespace, as a runtime on that node would. */
-export function bridge(lab: Lab, command: CniCall["command"], c: Container, config: Record<string, unknown>, extra: CallExtras = {}): Promise<CniReply> {
+export function bridge(
+  lab: Lab,
+  command: CniCall["command"],
+  c: Container,
+  config: Record<string, unknown>,
+  extra: CallExtras = {},
+): Promise<CniReply> {
   const conf = extra.prevResult === undefined ? config : { ...config, prevResult: extra.prevResult };
   return runCni(BRIDGE, {
     command,
@@ -116,7 +122,13 @@ export function bridge(lab: Lab, command: CniCall["command"], c: Container, conf
 }
 
 /** Exec the plugin under test directly with what bridge would send it (its whole config). */
-export function ipamDirect(lab: Lab, command: CniCall["command"], c: Container, config: Record<string, unknown>, extra: CallExtras = {}): Promise<CniReply> {
+export function ipamDirect(
+  lab: Lab,
+  command: CniCall["command"],
+  c: Container,
+  config: Record<string, unknown>,
+  extra: CallExtras = {},
+): Promise<CniReply> {
   const conf = extra.prevResult === undefined ? config : { ...config, prevResult: extra.prevResult };
   return runCni(IPAM_PLUGIN, {
     command,

@@ -7,7 +7,8 @@ export const ROOT = resolve(import.meta.dirname, "../..");
 export const BIN_DIR = process.env.BERTH_BIN_DIR ?? resolve(ROOT, "dist/bin");
 /** The IPAM plugin under test; the black-box suites also run against host-local. */
 export const IPAM_PLUGIN = process.env.BERTH_IPAM ?? resolve(BIN_DIR, "berth-ipam");
-export const CREDENTIAL_PROVIDER = process.env.BERTH_CREDENTIAL_PROVIDER ?? resolve(BIN_DIR, "berth-credential-provider");
+export const CREDENTIAL_PROVIDER =
+  process.env.BERTH_CREDENTIAL_PROVIDER ?? resolve(BIN_DIR, "berth-credential-provider");
 
 export type ExecResult = { code: number; stdout: string; stderr: string; signal: NodeJS.Signals | null };
 

@@ -122,7 +122,14 @@ export function cniPathWithPluginUnderTest(dir: string): string {
 // ---- iproute2 JSON views ----------------------------------------------------------------------
 
 export type AddrInfo = { family: string; local: string; prefixlen: number; scope?: string };
-export type Link = { ifname: string; ifindex: number; operstate?: string; link_type?: string; addr_info?: AddrInfo[]; master?: string };
+export type Link = {
+  ifname: string;
+  ifindex: number;
+  operstate?: string;
+  link_type?: string;
+  addr_info?: AddrInfo[];
+  master?: string;
+};
 export type Route = { dst: string; gateway?: string; dev?: string; protocol?: string; scope?: string };
 
 export function addrs(ns: string, dev?: string): Link[] {
@@ -140,7 +147,9 @@ export function routes(ns: string, family: "-4" | "-6" = "-4"): Route[] {
 /** The IPv4/IPv6 addresses with prefix (`10.222.1.2/24`) of one interface, global scope only. */
 export function globalAddresses(ns: string, dev: string): string[] {
   const l = addrs(ns, dev)[0];
-  return (l?.addr_info ?? []).filter((a) => a.scope !== "link" && a.scope !== "host").map((a) => `${a.local}/${a.prefixlen}`);
+  return (l?.addr_info ?? [])
+    .filter((a) => a.scope !== "link" && a.scope !== "host")
+    .map((a) => `${a.local}/${a.prefixlen}`);
 }
 
 /**
@@ -205,7 +214,9 @@ export type CniErrorShape = { cniVersion?: string; code: number; msg: string; de
 export function asCniError(r: CniReply): CniErrorShape {
   const j = r.json as Partial<CniErrorShape> | undefined;
   if (r.code === 0 || !j || typeof j.code !== "number" || typeof j.msg !== "string") {
-    throw new Error(`expected a CNI error (exit non-zero, {code,msg} on stdout); got exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    throw new Error(
+      `expected a CNI error (exit non-zero, {code,msg} on stdout); got exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`,
+    );
   }
   return j as CniErrorShape;
 }

@@ -69,7 +69,9 @@ export function gated<T>(suite: Test<T>, stage: string, reqs: Requirement[]): { 
   }
   const why = missing.map((r) => r.what).join("; ");
   const fail = inCI() || missing.some((r) => r.always);
-  process.stderr.write(`${stage}: ${fail ? "FAILING" : "SKIPPING"} every test: missing ${why}${fail ? "" : " (CI=true turns this into failures)"}\n`);
+  process.stderr.write(
+    `${stage}: ${fail ? "FAILING" : "SKIPPING"} every test: missing ${why}${fail ? "" : " (CI=true turns this into failures)"}\n`,
+  );
   return {
     define: (name) => {
       if (fail) {

@@ -14,8 +14,28 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { disposeLab, newContainer, newLab, type Container, type Lab, type Result } from "../helpers/bridge-lab.ts";
 import { execBinary, IPAM_PLUGIN, ROOT } from "../helpers/exec.ts";
-import { asCniError, BRIDGE, cleanupAll, describe, globalAddresses, installCleanupHandlers, IP, links, netnsPath, runCni, sweepStale, tempDir } from "../helpers/netns.ts";
-import { gated, needExecutable, needPluginUnderTest, needRoot, underTestIsReference, type Requirement } from "../helpers/peers.ts";
+import {
+  asCniError,
+  BRIDGE,
+  cleanupAll,
+  describe,
+  globalAddresses,
+  installCleanupHandlers,
+  IP,
+  links,
+  netnsPath,
+  runCni,
+  sweepStale,
+  tempDir,
+} from "../helpers/netns.ts";
+import {
+  gated,
+  needExecutable,
+  needPluginUnderTest,
+  needRoot,
+  underTestIsReference,
+  type Requirement,
+} from "../helpers/peers.ts";
 
 const GO = "/usr/bin/go";
 const GOCODE = "/usr/share/gocode";
@@ -28,7 +48,10 @@ const { define: it, ready } = gated(test, "libcni", [
   needExecutable(IP, "iproute2"),
   needExecutable(BRIDGE, "containernetworking-plugins"),
   needExecutable(GO, "golang-go"),
-  { what: `${LIBCNI_SRC} (Debian package golang-github-appc-cni-dev)`, ok: existsSync(LIBCNI_SRC) } satisfies Requirement,
+  {
+    what: `${LIBCNI_SRC} (Debian package golang-github-appc-cni-dev)`,
+    ok: existsSync(LIBCNI_SRC),
+  } satisfies Requirement,
 ]);
 
 let client = "";
@@ -130,7 +153,13 @@ function writeConf(l: Lab, file: string, conf: unknown): string {
 
 type RangeOpts = { rangeStart?: string; rangeEnd?: string };
 
-function bridgeList(l: Lab, cniVersion: string, name: string, range: RangeOpts = {}, extra: Record<string, unknown> = {}): string {
+function bridgeList(
+  l: Lab,
+  cniVersion: string,
+  name: string,
+  range: RangeOpts = {},
+  extra: Record<string, unknown> = {},
+): string {
   return writeConf(l, `${name}.conflist`, {
     cniVersion,
     name,
@@ -172,7 +201,8 @@ it("version negotiation: libcni's VERSION exchange lists every version libcni 1.
   const l = lab("ver");
   const r = await libcni(l, { op: "version", pluginType: "berth-ipam" });
   okReply(r, "GetVersionInfo");
-  for (const v of OLD_AND_CURRENT) assert.ok(r.supportedVersions?.includes(v), `${v} missing from ${JSON.stringify(r.supportedVersions)}`);
+  for (const v of OLD_AND_CURRENT)
+    assert.ok(r.supportedVersions?.includes(v), `${v} missing from ${JSON.stringify(r.supportedVersions)}`);
   if (!underTestIsReference()) assert.ok(r.supportedVersions?.includes("1.1.0"), "berth-ipam supports CNI 1.1.0");
 });
 
@@ -195,7 +225,15 @@ for (const v of ["0.3.1", "0.4.0", "1.0.0"]) {
     const name = `berth-list-${v.replaceAll(".", "-")}`;
     const conf = bridgeList(l, v, name, { rangeStart: one, rangeEnd: one });
     const a = newContainer(l, "a");
-    const add = await libcni(l, { op: "add", conf, container: a, args: [["IgnoreUnknown", "1"], ["K8S_POD_NAME", "a"]] });
+    const add = await libcni(l, {
+      op: "add",
+      conf,
+      container: a,
+      args: [
+        ["IgnoreUnknown", "1"],
+        ["K8S_POD_NAME", "a"],
+      ],
+    });
     okReply(add, "AddNetworkList");
     const res = add.result;
     assert.is(res?.cniVersion, v, "libcni hands the runtime a result in the config's version");
@@ -208,7 +246,12 @@ for (const v of ["0.3.1", "0.4.0", "1.0.0"]) {
     // the result cache
     const file = cacheFile(l, name, a);
     assert.ok(existsSync(file), `no cache file ${file}`);
-    const cached = JSON.parse(readFileSync(file, "utf8")) as { kind: string; containerId: string; ifName: string; result: unknown };
+    const cached = JSON.parse(readFileSync(file, "utf8")) as {
+      kind: string;
+      containerId: string;
+      ifName: string;
+      result: unknown;
+    };
     assert.is(cached.kind, "cniCacheV1");
     assert.is(cached.containerId, a.id);
     assert.equal(cached.result, res);
@@ -243,12 +286,20 @@ it("CHECK through libcni fails once the IPAM lost the reservation, with the plug
   // release the reservation behind the runtime's back: IPAM-only DEL
   const raw = JSON.parse(readFileSync(conf, "utf8")) as { plugins: Record<string, unknown>[] };
   const single = { cniVersion: "1.0.0", name, ...raw.plugins[0] };
-  const del = await runCni(IPAM_PLUGIN, { command: "DEL", containerId: a.id, netns: netnsPath(a.ns), ifname: "eth0", cniPath: l.cniPath, config: single });
+  const del = await runCni(IPAM_PLUGIN, {
+    command: "DEL",
+    containerId: a.id,
+    netns: netnsPath(a.ns),
+    ifname: "eth0",
+    cniPath: l.cniPath,
+    config: single,
+  });
   assert.is(del.code, 0, describe(del));
   const chk = await libcni(l, { op: "check", conf, container: a });
   assert.not.ok(chk.ok, "CHECK must fail when the reservation is gone");
   assert.ok(chk.cniError, `expected a plugin error, got ${chk.error ?? ""}`);
-  if (underTestIsReference()) assert.equal(chk.cniError, { code: 999, msg: `host-local: Failed to find address added by container ${a.id}` });
+  if (underTestIsReference())
+    assert.equal(chk.cniError, { code: 999, msg: `host-local: Failed to find address added by container ${a.id}` });
   okReply(await libcni(l, { op: "del", conf, container: a }), "DEL");
 });
 
@@ -274,7 +325,10 @@ it("an IPAM error reaches the runtime through bridge and libcni with its code", 
   const b = newContainer(l, "b");
   const r = await libcni(l, { op: "add", conf, container: b });
   assert.not.ok(r.ok);
-  assert.equal(r.cniError, { code: 999, msg: `failed to allocate for range 0: no IP addresses available in range set: ${one}-${one}` });
+  assert.equal(r.cniError, {
+    code: 999,
+    msg: `failed to allocate for range 0: no IP addresses available in range set: ${one}-${one}`,
+  });
   assert.ok(r.error?.startsWith(`plugin type="bridge" failed (add): `), r.error);
   assert.not.ok(existsSync(cacheFile(l, "berth-liberr", b)), "no cache entry for a failed ADD");
   okReply(await libcni(l, { op: "del", conf, container: b }), "DEL b after the failed ADD");
@@ -293,7 +347,11 @@ for (const v of OLD_AND_CURRENT) {
     assert.is(res?.cniVersion, v);
     if (v === "0.1.0" || v === "0.2.0") {
       // SPEC 0.2.0 result shape: ip4 {ip, gateway, routes}
-      assert.equal(res?.ip4, { ip: `${one}/24`, gateway: l.gateway, routes: [{ dst: "10.223.0.0/16", gw: l.gateway }] });
+      assert.equal(res?.ip4, {
+        ip: `${one}/24`,
+        gateway: l.gateway,
+        routes: [{ dst: "10.223.0.0/16", gw: l.gateway }],
+      });
       assert.is(res?.ips, undefined);
     } else {
       assert.is(res?.ips?.length, 1);
@@ -306,7 +364,8 @@ for (const v of OLD_AND_CURRENT) {
     assert.ok(existsSync(cacheFile(l, name, a)));
 
     const chk = await libcni(l, { op: "check", mode: "net", conf, container: a });
-    if (["0.1.0", "0.2.0", "0.3.0", "0.3.1"].includes(v)) assert.is(chk.error, `configuration version "${v}" does not support the CHECK command`);
+    if (["0.1.0", "0.2.0", "0.3.0", "0.3.1"].includes(v))
+      assert.is(chk.error, `configuration version "${v}" does not support the CHECK command`);
     else okReply(chk, "CheckNetwork");
 
     okReply(await libcni(l, { op: "del", mode: "net", conf, container: a }), "DelNetwork");
@@ -333,7 +392,10 @@ it("GC (CNI 1.1.0, direct exec): reservations of attachments not in cni.dev/vali
   okReply(addB, "ADD b");
   const ipB = addB.result?.ips?.[0]?.address;
 
-  const gcConf = { ...ipamConfObject(l, "1.1.0", name, { rangeStart: lo, rangeEnd: hi }), "cni.dev/valid-attachments": [{ containerID: a.id, ifname: "eth0" }] };
+  const gcConf = {
+    ...ipamConfObject(l, "1.1.0", name, { rangeStart: lo, rangeEnd: hi }),
+    "cni.dev/valid-attachments": [{ containerID: a.id, ifname: "eth0" }],
+  };
   const gc = await runCni(IPAM_PLUGIN, { command: "GC", cniPath: l.cniPath, config: gcConf });
   if (underTestIsReference()) {
     // host-local 1.1.1 knows no GC: its skel (CNI 1.0) wants CNI_CONTAINERID before it even
@@ -354,7 +416,10 @@ it("GC (CNI 1.1.0, direct exec): reservations of attachments not in cni.dev/vali
   okReply(addC, "ADD c into the space GC freed");
   assert.is(addC.result?.ips?.[0]?.address, ipB);
   // GC with every attachment valid releases nothing
-  const keepAll = { ...gcConf, "cni.dev/valid-attachments": [a, c].map((x) => ({ containerID: x.id, ifname: "eth0" })) };
+  const keepAll = {
+    ...gcConf,
+    "cni.dev/valid-attachments": [a, c].map((x) => ({ containerID: x.id, ifname: "eth0" })),
+  };
   const gc2 = await runCni(IPAM_PLUGIN, { command: "GC", cniPath: l.cniPath, config: keepAll });
   assert.is(gc2.code, 0, describe(gc2));
   okReply(await libcni(l, { op: "check", mode: "net", conf, container: a }), "CHECK a after the second GC");
@@ -365,9 +430,17 @@ it("GC (CNI 1.1.0, direct exec): reservations of attachments not in cni.dev/vali
   assert.is(full.cniError?.code, 999);
   // A Go runtime with no live attachment marshals a nil list: `null` means "none is valid"
   // (cni-spec.md "a nil list is null"), so everything goes.
-  const none = await runCni(IPAM_PLUGIN, { command: "GC", cniPath: l.cniPath, config: { ...gcConf, "cni.dev/valid-attachments": null } });
+  const none = await runCni(IPAM_PLUGIN, {
+    command: "GC",
+    cniPath: l.cniPath,
+    config: { ...gcConf, "cni.dev/valid-attachments": null },
+  });
   assert.is(none.code, 0, describe(none));
-  for (const x of [a, c]) assert.not.ok((await libcni(l, { op: "check", mode: "net", conf, container: x })).ok, `CHECK ${x.id} after GC(null)`);
+  for (const x of [a, c])
+    assert.not.ok(
+      (await libcni(l, { op: "check", mode: "net", conf, container: x })).ok,
+      `CHECK ${x.id} after GC(null)`,
+    );
   const addD = await libcni(l, { op: "add", mode: "net", conf, container: d });
   okReply(addD, "ADD d after GC(null) emptied the pool");
   for (const x of [a, c, d]) okReply(await libcni(l, { op: "del", mode: "net", conf, container: x }), `DEL ${x.id}`);

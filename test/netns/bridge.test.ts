@@ -6,7 +6,16 @@
 // BERTH_IPAM=/usr/lib/cni/host-local the same suite runs against the reference IPAM.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { bridge, bridgeConfig, disposeLab, ipamDirect, newContainer, newLab, type Lab, type Result } from "../helpers/bridge-lab.ts";
+import {
+  bridge,
+  bridgeConfig,
+  disposeLab,
+  ipamDirect,
+  newContainer,
+  newLab,
+  type Lab,
+  type Result,
+} from "../helpers/bridge-lab.ts";
 import {
   asCniError,
   BRIDGE,
@@ -63,7 +72,12 @@ function resultOf(r: { json: unknown }): Result {
 it("ADD: the container interface gets exactly the address, gateway and routes the IPAM returned", async () => {
   const l = lab("add");
   const conf = bridgeConfig(l, {
-    ipam: { routes: [{ dst: "0.0.0.0/0", gw: l.gateway }, { dst: "10.223.0.0/16", gw: l.gateway }] },
+    ipam: {
+      routes: [
+        { dst: "0.0.0.0/0", gw: l.gateway },
+        { dst: "10.223.0.0/16", gw: l.gateway },
+      ],
+    },
   });
   const c = newContainer(l, "a");
   const r = await bridge(l, "ADD", c, conf);
@@ -71,7 +85,10 @@ it("ADD: the container interface gets exactly the address, gateway and routes th
   const res = resultOf(r);
   assert.is(res.cniVersion, "1.0.0");
   // host-local semantics (drop-in): first address after the gateway, gateway = network+1
-  assert.equal(res.ips?.map((i) => [i.address, i.gateway]), [[`${l.prefix}.2/24`, l.gateway]]);
+  assert.equal(
+    res.ips?.map((i) => [i.address, i.gateway]),
+    [[`${l.prefix}.2/24`, l.gateway]],
+  );
   assert.equal(res.routes, [
     { dst: "0.0.0.0/0", gw: l.gateway },
     { dst: "10.223.0.0/16", gw: l.gateway },
@@ -134,10 +151,13 @@ it("dual stack: one IPv4 and one IPv6 address from two range sets, both configur
   ok(ra, "ADD a");
   const rb = await bridge(l, "ADD", b, conf);
   ok(rb, "ADD b");
-  assert.equal(resultOf(ra).ips?.map((i) => [i.address, i.gateway]), [
-    [`${l.prefix}.2/24`, l.gateway],
-    [`${v6}2/64`, `${v6}1`],
-  ]);
+  assert.equal(
+    resultOf(ra).ips?.map((i) => [i.address, i.gateway]),
+    [
+      [`${l.prefix}.2/24`, l.gateway],
+      [`${v6}2/64`, `${v6}1`],
+    ],
+  );
   assert.equal(globalAddresses(a.ns, "eth0"), [`${l.prefix}.2/24`, `${v6}2/64`]);
   const r6 = routes(a.ns, "-6").find((x) => x.dst === "fd00:223::/32");
   assert.is(r6?.gateway, `${v6}1`);
@@ -244,11 +264,17 @@ it("a /30 holds exactly one container address (network, gateway, broadcast exclu
   const a = newContainer(l, "a");
   const add = await bridge(l, "ADD", a, conf);
   ok(add, "ADD a");
-  assert.equal(resultOf(add).ips?.map((i) => [i.address, i.gateway]), [[`${l.prefix}.6/30`, gw]]);
+  assert.equal(
+    resultOf(add).ips?.map((i) => [i.address, i.gateway]),
+    [[`${l.prefix}.6/30`, gw]],
+  );
   const b = newContainer(l, "b");
   const err = asCniError(await bridge(l, "ADD", b, conf));
   assert.is(err.code, 999);
-  assert.is(err.msg, `failed to allocate for range 0: no IP addresses available in range set: ${l.prefix}.5-${l.prefix}.6`);
+  assert.is(
+    err.msg,
+    `failed to allocate for range 0: no IP addresses available in range set: ${l.prefix}.5-${l.prefix}.6`,
+  );
   ok(await bridge(l, "DEL", b, conf), "DEL b");
 });
 
@@ -257,7 +283,8 @@ for (const bad of [
   {
     name: "subnet with host bits set",
     ipam: { ranges: [[{ subnet: "10.222.99.7/24" }]] },
-    reference: "invalid range set 0: Network has host bits set. For a subnet mask of length 24 the network address is 10.222.99.0",
+    reference:
+      "invalid range set 0: Network has host bits set. For a subnet mask of length 24 the network address is 10.222.99.0",
   },
 ]) {
   it(`bad ipam config (${bad.name}): ADD fails through bridge with the IPAM's code, nothing is allocated`, async () => {
@@ -284,7 +311,9 @@ it("CNI_ARGS IP= (IgnoreUnknown=1, as podman and kubelet send) through bridge yi
   const conf = bridgeConfig(l);
   const c = newContainer(l, "a");
   const want = `${l.prefix}.77`;
-  const r = await bridge(l, "ADD", c, conf, { cniArgs: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web;IP=${want}` });
+  const r = await bridge(l, "ADD", c, conf, {
+    cniArgs: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web;IP=${want}`,
+  });
   ok(r, "ADD with IP=");
   assert.is(resultOf(r).ips?.[0]?.address, `${want}/24`);
   assert.equal(globalAddresses(c.ns, "eth0"), [`${want}/24`]);

@@ -57,11 +57,18 @@ test("berth-ipam under env -i: CNI VERSION answers per the spec, and its about t
   const about = await run(bin, [], { env: {} });
   assert.is(about.code, 0);
   const line = (await version(bin)).stdout.trim();
-  assert.ok(about.stderr.includes(line), `no CNI_COMMAND: the about text names ${line}: ${JSON.stringify(about.stderr)}`);
+  assert.ok(
+    about.stderr.includes(line),
+    `no CNI_COMMAND: the about text names ${line}: ${JSON.stringify(about.stderr)}`,
+  );
 });
 
 test("NODE_OPTIONS from a runtime's environment does not reach the binaries (it stops a plain node)", async () => {
-  const hostile = { NODE_OPTIONS: "--require=/nonexistent/berth-hook.js", NODE_EXTRA_CA_CERTS: "/nonexistent/ca.pem", NODE_PENDING_DEPRECATION: "1" };
+  const hostile = {
+    NODE_OPTIONS: "--require=/nonexistent/berth-hook.js",
+    NODE_EXTRA_CA_CERTS: "/nonexistent/ca.pem",
+    NODE_PENDING_DEPRECATION: "1",
+  };
   const control = await run(process.execPath, ["-e", "0"], { env: hostile });
   assert.is.not(control.code, 0, "the same environment breaks node itself");
   for (const [name, bin] of copied()) {
@@ -88,7 +95,10 @@ test("the binaries need no Node and no files beside them: only the system's shar
     assert.not.match(r.stdout, "not found", p);
     // What packaging/deb/control.in and the README list as run-time dependencies.
     for (const lib of libs) {
-      assert.ok(/^lib(c|m|dl|pthread|stdc\+\+|gcc_s|atomic|rt)\.so\.\d+$/.test(lib), `${p} needs ${lib}: add it to the .deb Depends and the README`);
+      assert.ok(
+        /^lib(c|m|dl|pthread|stdc\+\+|gcc_s|atomic|rt)\.so\.\d+$/.test(lib),
+        `${p} needs ${lib}: add it to the .deb Depends and the README`,
+      );
     }
   }
 });

@@ -90,9 +90,20 @@ function ipamStdin(file: string, dataDir: string): string {
   return JSON.stringify({ ...plugin, cniVersion: conf.cniVersion, name: conf.name, ipam: { ...ipam, dataDir } });
 }
 
-async function cni(plugin: string, command: string, containerId: string, stdin: string): Promise<{ code: number; out: Json }> {
+async function cni(
+  plugin: string,
+  command: string,
+  containerId: string,
+  stdin: string,
+): Promise<{ code: number; out: Json }> {
   const r = await run(plugin, [], {
-    env: { CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: "/var/run/netns/berth-example", CNI_IFNAME: "eth0", CNI_PATH: REFERENCE_PLUGINS },
+    env: {
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: containerId,
+      CNI_NETNS: "/var/run/netns/berth-example",
+      CNI_IFNAME: "eth0",
+      CNI_PATH: REFERENCE_PLUGINS,
+    },
     stdin,
   });
   return { code: r.code, out: r.stdout.trim() ? (JSON.parse(r.stdout) as Json) : {} };
@@ -121,12 +132,18 @@ test("every CNI example is a valid network configuration the reference plugins a
       assert.ok(existsSync(bin), `${file}: no reference plugin ${p.type} in ${REFERENCE_PLUGINS}`);
       const v = await cni(bin, "VERSION", "", JSON.stringify({ cniVersion: conf.cniVersion }));
       assert.is(v.code, 0);
-      assert.ok((v.out.supportedVersions as string[]).includes(conf.cniVersion as string), `${file}: ${p.type} does not speak ${String(conf.cniVersion)}`);
+      assert.ok(
+        (v.out.supportedVersions as string[]).includes(conf.cniVersion as string),
+        `${file}: ${p.type} does not speak ${String(conf.cniVersion)}`,
+      );
     }
     const { ipam } = ipamOf(file);
     assert.is(ipam.type, "berth-ipam", file);
     const ipamVersion = await cni(binary("berth-ipam"), "VERSION", "", "{}");
-    assert.ok((ipamVersion.out.supportedVersions as string[]).includes(conf.cniVersion as string), `${file}: berth-ipam does not speak ${String(conf.cniVersion)}`);
+    assert.ok(
+      (ipamVersion.out.supportedVersions as string[]).includes(conf.cniVersion as string),
+      `${file}: berth-ipam does not speak ${String(conf.cniVersion)}`,
+    );
   }
 });
 
@@ -140,7 +157,8 @@ test("every ipam section is well formed: canonical subnets, gateways and ranges 
         const subnet = parseCidr(String(r.subnet));
         assert.ok(subnet, `${file}: subnet ${String(r.subnet)} is not a canonical CIDR`);
         for (const k of ["gateway", "rangeStart", "rangeEnd"] as const) {
-          if (r[k] !== undefined) assert.ok(contains(subnet, String(r[k])), `${file}: ${k} ${String(r[k])} outside ${String(r.subnet)}`);
+          if (r[k] !== undefined)
+            assert.ok(contains(subnet, String(r[k])), `${file}: ${k} ${String(r[k])} outside ${String(r.subnet)}`);
         }
       }
     }
@@ -155,7 +173,10 @@ test("the dual-stack example has one IPv4 and one IPv6 range set and a default r
   const { ipam } = ipamOf("20-berth-dual-stack.conflist");
   const families = (ipam.ranges as Json[][]).map((set) => parseCidr(String(set[0]!.subnet))!.family);
   assert.equal(families, [4, 6]);
-  assert.equal((ipam.routes as Json[]).map((r) => r.dst), ["0.0.0.0/0", "::/0"]);
+  assert.equal(
+    (ipam.routes as Json[]).map((r) => r.dst),
+    ["0.0.0.0/0", "::/0"],
+  );
 });
 
 for (const file of ["10-berth-bridge.conflist", "20-berth-dual-stack.conflist", "30-berth-ptp.conf"]) {
@@ -173,10 +194,17 @@ for (const file of ["10-berth-bridge.conflist", "20-berth-dual-stack.conflist", 
       const { ipam } = ipamOf(file);
       assert.is(ipsA.length, (ipam.ranges as unknown[]).length, "one address per range set");
       for (const ip of [...ipsA, ...ipsB]) {
-        assert.ok((ipam.ranges as Json[][]).some((set) => set.some((r) => contains(parseCidr(String(r.subnet))!, String(ip)))), `${String(ip)} outside the ranges`);
+        assert.ok(
+          (ipam.ranges as Json[][]).some((set) => set.some((r) => contains(parseCidr(String(r.subnet))!, String(ip)))),
+          `${String(ip)} outside the ranges`,
+        );
       }
-      assert.not.ok(ipsA.some((ip) => ipsB.includes(ip)), "two containers never share an address");
-      for (const id of ["example-a", "example-b"]) assert.is((await cni(plugin, "DEL", id, stdin)).code, 0, `${plugin} DEL`);
+      assert.not.ok(
+        ipsA.some((ip) => ipsB.includes(ip)),
+        "two containers never share an address",
+      );
+      for (const id of ["example-a", "example-b"])
+        assert.is((await cni(plugin, "DEL", id, stdin)).code, 0, `${plugin} DEL`);
       results.push({ ips: a.out.ips, routes: a.out.routes });
     }
     assert.equal(results[1], results[0], "berth-ipam answers the example like host-local");
@@ -230,7 +258,11 @@ function kubeletMatch(pattern: string, image: string): boolean {
 type Provider = { name: string; apiVersion: string; matchImages: string[]; defaultCacheDuration: string } & Json;
 
 function kubeletConfig(): { apiVersion: string; kind: string; providers: Provider[] } & Json {
-  return parseYaml(readFileSync(KUBELET_CONFIG, "utf8"), { uniqueKeys: true }) as { apiVersion: string; kind: string; providers: Provider[] } & Json;
+  return parseYaml(readFileSync(KUBELET_CONFIG, "utf8"), { uniqueKeys: true }) as {
+    apiVersion: string;
+    kind: string;
+    providers: Provider[];
+  } & Json;
 }
 
 test("the kubelet config is a CredentialProviderConfig v1 naming the installed binary", () => {
@@ -244,7 +276,8 @@ test("the kubelet config is a CredentialProviderConfig v1 naming the installed b
   assert.is(p.name, "berth-credential-provider");
   assert.is(p.apiVersion, "credentialprovider.kubelet.k8s.io/v1");
   const known = ["name", "matchImages", "defaultCacheDuration", "apiVersion", "args", "env", "tokenAttributes"];
-  for (const k of Object.keys(p)) assert.ok(known.includes(k), `unknown provider field ${k} (the kubelet decodes strictly)`);
+  for (const k of Object.keys(p))
+    assert.ok(known.includes(k), `unknown provider field ${k} (the kubelet decodes strictly)`);
   const m = /^(\d+)h$/.exec(p.defaultCacheDuration);
   assert.ok(m && Number(m[1]) > 0 && Number(m[1]) < 12, "cached for less than an ECR token's 12 hours");
 });
@@ -252,13 +285,22 @@ test("the kubelet config is a CredentialProviderConfig v1 naming the installed b
 test("matchImages cover every ECR host form, each pattern is needed, and nothing else matches", () => {
   const patterns = kubeletConfig().providers[0]!.matchImages;
   for (const host of ECR_HOSTS) {
-    assert.ok(patterns.some((p) => kubeletMatch(p, `${host}/team/app:v1`)), `no matchImages entry covers ${host}`);
+    assert.ok(
+      patterns.some((p) => kubeletMatch(p, `${host}/team/app:v1`)),
+      `no matchImages entry covers ${host}`,
+    );
   }
   for (const p of patterns) {
-    assert.ok(ECR_HOSTS.some((h) => kubeletMatch(p, `${h}/app`)), `${p} matches none of the ECR host forms`);
+    assert.ok(
+      ECR_HOSTS.some((h) => kubeletMatch(p, `${h}/app`)),
+      `${p} matches none of the ECR host forms`,
+    );
   }
   for (const image of NOT_ECR) {
-    assert.not.ok(patterns.some((p) => kubeletMatch(p, `${image}/app`)), `${image} must not be sent to the provider`);
+    assert.not.ok(
+      patterns.some((p) => kubeletMatch(p, `${image}/app`)),
+      `${image} must not be sent to the provider`,
+    );
   }
 });
 
@@ -278,7 +320,10 @@ test("berth-credential-provider validate-config accepts the example and matches 
   }
   // The validator is not a rubber stamp: the same file with one field misspelt fails.
   const broken = join(scratch("kubelet"), "broken.yaml");
-  writeFileSync(broken, readFileSync(KUBELET_CONFIG, "utf8").replace("defaultCacheDuration:", "defaultCacheDurationX:"));
+  writeFileSync(
+    broken,
+    readFileSync(KUBELET_CONFIG, "utf8").replace("defaultCacheDuration:", "defaultCacheDurationX:"),
+  );
   const bad = await run(bin, ["validate-config", broken], { env: {} });
   assert.is.not(bad.code, 0, "a misspelt field must be rejected");
 });
@@ -292,11 +337,20 @@ test("the systemd drop-in passes both kubelet flags with the paths install.sh us
   const m = /^Environment="BERTH_KUBELET_ARGS=(.*)"$/.exec(env);
   assert.ok(m, env);
   const flags = m[1]!.split(" ");
-  assert.equal(flags.sort(), [`--image-credential-provider-bin-dir=${DEFAULT_PROVIDER_BIN_DIR}`, `--image-credential-provider-config=${KUBELET_CONFIG_PATH}`]);
+  assert.equal(flags.sort(), [
+    `--image-credential-provider-bin-dir=${DEFAULT_PROVIDER_BIN_DIR}`,
+    `--image-credential-provider-config=${KUBELET_CONFIG_PATH}`,
+  ]);
   const exec = lines.filter((l) => l.startsWith("ExecStart="));
   assert.is(exec[0], "ExecStart=", "ExecStart is reset before being restated");
   assert.is(exec.length, 2);
-  for (const v of ["$KUBELET_KUBECONFIG_ARGS", "$KUBELET_CONFIG_ARGS", "$KUBELET_KUBEADM_ARGS", "$KUBELET_EXTRA_ARGS", "$BERTH_KUBELET_ARGS"]) {
+  for (const v of [
+    "$KUBELET_KUBECONFIG_ARGS",
+    "$KUBELET_CONFIG_ARGS",
+    "$KUBELET_KUBEADM_ARGS",
+    "$KUBELET_EXTRA_ARGS",
+    "$BERTH_KUBELET_ARGS",
+  ]) {
     assert.ok(exec[1]!.split(" ").includes(v), `ExecStart keeps ${v}`);
   }
   // Drop-ins apply in file-name order: this one must come after kubeadm's 10-kubeadm.conf.

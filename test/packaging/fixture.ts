@@ -48,7 +48,11 @@ export function cleanScratch(): void {
 export type Run = { code: number; stdout: string; stderr: string };
 
 /** Runs a command with exactly the environment given (none unless passed). */
-export function run(file: string, args: string[], opts: { env?: Record<string, string>; cwd?: string; stdin?: string } = {}): Promise<Run> {
+export function run(
+  file: string,
+  args: string[],
+  opts: { env?: Record<string, string>; cwd?: string; stdin?: string } = {},
+): Promise<Run> {
   return new Promise((done, fail) => {
     const child = spawn(file, args, { env: opts.env ?? {}, cwd: opts.cwd, stdio: ["pipe", "pipe", "pipe"] });
     const out: Buffer[] = [];
@@ -56,7 +60,9 @@ export function run(file: string, args: string[], opts: { env?: Record<string, s
     child.stdout.on("data", (d: Buffer) => out.push(d));
     child.stderr.on("data", (d: Buffer) => err.push(d));
     child.on("error", fail);
-    child.on("close", (code) => done({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+    child.on("close", (code) =>
+      done({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }),
+    );
     child.stdin.on("error", () => {});
     child.stdin.end(opts.stdin ?? "");
   });
@@ -115,9 +121,13 @@ export function releaseOnce(): Promise<Release> {
   releasing ??= (async () => {
     const binDir = binSnapshot();
     const out = scratch("release", { keep: true });
-    const r = await run(process.execPath, [join(PACKAGING, "release.ts"), "--out", out, "--bin-dir", binDir, "--compression-level", "1"], {
-      env: RELEASE_ENV,
-    });
+    const r = await run(
+      process.execPath,
+      [join(PACKAGING, "release.ts"), "--out", out, "--bin-dir", binDir, "--compression-level", "1"],
+      {
+        env: RELEASE_ENV,
+      },
+    );
     if (r.code !== 0) throw new Error(`release.ts failed (${r.code}): ${r.stderr}`);
     const arch = { x64: "amd64", arm64: "arm64" }[process.arch as "x64" | "arm64"];
     if (!arch) throw new Error(`unsupported test architecture ${process.arch}`);
@@ -125,7 +135,16 @@ export function releaseOnce(): Promise<Release> {
     const tarball = join(out, `${top}.tar.gz`);
     const unpacked = scratch("unpacked", { keep: true });
     await sh("tar", ["-xzf", tarball, "-C", unpacked]);
-    return { out, tarball, deb: join(out, `berth_${VERSION.replace("-", "~")}_${arch}.deb`), top, unpacked, dir: join(unpacked, top), arch, binDir };
+    return {
+      out,
+      tarball,
+      deb: join(out, `berth_${VERSION.replace("-", "~")}_${arch}.deb`),
+      top,
+      unpacked,
+      dir: join(unpacked, top),
+      arch,
+      binDir,
+    };
   })();
   return releasing;
 }

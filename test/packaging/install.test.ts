@@ -1,7 +1,18 @@
 // packaging/install.sh run from an unpacked release into a scratch root, as a new user would.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { appendFileSync, copyFileSync, cpSync, existsSync, lstatSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  copyFileSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createHash } from "node:crypto";
 import { basename, dirname, join, relative } from "node:path";
 import {
@@ -43,7 +54,14 @@ function snapshot(root: string): Entry[] {
       const p = join(dir, name);
       const st = lstatSync(p, { bigint: true });
       const type = st.isDirectory() ? "dir" : st.isSymbolicLink() ? "link" : "file";
-      out.push({ path: relative(root, p), type, mode: (Number(st.mode) & 0o7777).toString(8), ino: Number(st.ino), size: Number(st.size), mtimeNs: st.mtimeNs });
+      out.push({
+        path: relative(root, p),
+        type,
+        mode: (Number(st.mode) & 0o7777).toString(8),
+        ino: Number(st.ino),
+        size: Number(st.size),
+        mtimeNs: st.mtimeNs,
+      });
       if (type === "dir") walk(p);
     }
   };
@@ -55,16 +73,20 @@ const sha256 = (f: string): string => createHash("sha256").update(readFileSync(f
 const sameBytes = (a: string, b: string): boolean => readFileSync(a).equals(readFileSync(b));
 
 test("the release's install.sh and build-deb.sh pass shellcheck", async () => {
-  const r = await run("/usr/bin/shellcheck", [join(PACKAGING, "install.sh"), join(PACKAGING, "deb", "build-deb.sh")], { env: SHELL_ENV }).catch(
-    (e: Error) => ({ code: -1, stdout: "", stderr: `shellcheck not installed (.ci/apt-packages lists it): ${e.message}` }),
-  );
+  const r = await run("/usr/bin/shellcheck", [join(PACKAGING, "install.sh"), join(PACKAGING, "deb", "build-deb.sh")], {
+    env: SHELL_ENV,
+  }).catch((e: Error) => ({
+    code: -1,
+    stdout: "",
+    stderr: `shellcheck not installed (.ci/apt-packages lists it): ${e.message}`,
+  }));
   assert.is(r.code, 0, r.stdout + r.stderr);
 });
 
 test("installs every program where it belongs, mode 0755, byte-identical to the release", async () => {
   const rel = await releaseOnce();
   const root = scratch("root");
-  const r = await install(["--root", root, ]);
+  const r = await install(["--root", root]);
   assert.is(r.code, 0, r.stderr);
   const files = snapshot(root).filter((e) => e.type === "file");
   assert.equal(
@@ -87,7 +109,11 @@ test("a second run changes nothing: same inodes, mtimes, modes and contents", as
   const again = await install(["--root", root, "--kubelet-config"]);
   assert.is(again.code, 0, again.stderr);
   assert.equal(snapshot(root), before);
-  assert.is(again.stdout.split("\n").filter((l) => l.startsWith("unchanged ")).length, PROGRAM_NAMES.length + 2, again.stdout);
+  assert.is(
+    again.stdout.split("\n").filter((l) => l.startsWith("unchanged ")).length,
+    PROGRAM_NAMES.length + 2,
+    again.stdout,
+  );
   assert.not.match(again.stdout, /installed|replaced|systemctl/);
 });
 
@@ -119,7 +145,15 @@ test("--kubelet-config installs the kubelet config and drop-in 0644, unchanged f
     assert.is(readFileSync(join(root, dest), "utf8"), readFileSync(join(rel.dir, example), "utf8"));
   }
   assert.match(r.stdout, "systemctl daemon-reload && systemctl restart kubelet");
-  const other = await install(["--root", root, "--only", "ipam", "--kubelet-config", "--credential-provider-bin-dir", "/opt/elsewhere"]);
+  const other = await install([
+    "--root",
+    root,
+    "--only",
+    "ipam",
+    "--kubelet-config",
+    "--credential-provider-bin-dir",
+    "/opt/elsewhere",
+  ]);
   assert.is(other.code, 1, "a drop-in naming the default dir must not go with another bin dir");
   assert.match(other.stderr, "--kubelet-config installs a drop-in for");
 });
@@ -146,7 +180,9 @@ test("refuses a release whose SHA256SUMS lacks the binary", async () => {
   const rel = await releaseOnce();
   const bad = join(scratch("nosum"), rel.top);
   cpSync(rel.dir, bad, { recursive: true });
-  const sums = readFileSync(join(bad, "SHA256SUMS"), "utf8").split("\n").filter((l) => !l.endsWith(" bin/berth-ipam"));
+  const sums = readFileSync(join(bad, "SHA256SUMS"), "utf8")
+    .split("\n")
+    .filter((l) => !l.endsWith(" bin/berth-ipam"));
   writeFileSync(join(bad, "SHA256SUMS"), sums.join("\n"));
   const root = scratch("root");
   const r = await install(["--root", root, "--only", "ipam"], bad);
@@ -214,7 +250,9 @@ test("--uninstall removes the programs and unmodified configs, keeps edited ones
   appendFileSync(join(root, KUBELET_CONFIG_PATH), "# edited by the admin\n");
   const r = await install(["--root", root, "--kubelet-config", "--uninstall"]);
   assert.is(r.code, 0, r.stderr);
-  const files = snapshot(root).filter((e) => e.type === "file").map((e) => "/" + e.path);
+  const files = snapshot(root)
+    .filter((e) => e.type === "file")
+    .map((e) => "/" + e.path);
   assert.equal(files, [KUBELET_CONFIG_PATH]);
   assert.match(r.stdout, `kept ${join(root, KUBELET_CONFIG_PATH)} (modified)`);
   assert.ok(existsSync(join(root, DEFAULT_CNI_BIN_DIR)), "/opt/cni/bin belongs to every plugin: kept");
@@ -226,7 +264,10 @@ test("--uninstall removes the programs and unmodified configs, keeps edited ones
 test("--root may be relative to the current directory, as a user types it", async () => {
   const rel = await releaseOnce();
   const root = scratch("root");
-  const r = await run("/bin/bash", [join(rel.dir, "install.sh"), "--root", basename(root), "--only", "ipam"], { env: SHELL_ENV, cwd: dirname(root) });
+  const r = await run("/bin/bash", [join(rel.dir, "install.sh"), "--root", basename(root), "--only", "ipam"], {
+    env: SHELL_ENV,
+    cwd: dirname(root),
+  });
   assert.is(r.code, 0, r.stderr);
   assert.ok(existsSync(join(root, DEST["berth-ipam"]!)));
 });

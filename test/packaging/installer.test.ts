@@ -30,7 +30,13 @@ const substitute = (s: string, vars: Record<string, string>): string =>
   s.replace(/\$\{(\w+)\}|\$(\w+)/g, (all, a: string | undefined, b: string | undefined) => vars[(a ?? b)!] ?? all);
 
 type Json = Record<string, unknown>;
-type Container = { name: string; image: string; command?: string[]; args?: string[]; volumeMounts?: { name: string; mountPath: string }[] } & Json;
+type Container = {
+  name: string;
+  image: string;
+  command?: string[];
+  args?: string[];
+  volumeMounts?: { name: string; mountPath: string }[];
+} & Json;
 type Volume = { name: string; hostPath?: { path: string; type?: string } };
 
 function daemonSets(): { file: string; ds: Json }[] {
@@ -70,7 +76,10 @@ test("the Dockerfile ADDs the tarball release.ts writes and runs the install.sh 
   assert.is(dest, "/opt/");
   // ADD unpacks into /opt/<top>; the RUN step renames that to /opt/berth.
   const runs = ins.filter((i) => i.op === "RUN").map((i) => substitute(i.args, vars));
-  assert.ok(runs.some((r) => r.includes(`mv "/opt/${rel.top}" /opt/berth`)), runs.join("\n"));
+  assert.ok(
+    runs.some((r) => r.includes(`mv "/opt/${rel.top}" /opt/berth`)),
+    runs.join("\n"),
+  );
   assert.ok(statSync(join(rel.dir, "install.sh")).mode & 0o100, "install.sh is executable in the tarball");
   const entry = JSON.parse(ins.find((i) => i.op === "ENTRYPOINT")!.args) as string[];
   assert.equal(entry, ["/opt/berth/install.sh"]);
@@ -106,7 +115,11 @@ test("the init container runs the image's install.sh with --root /host, and ever
   const mounts = init.volumeMounts ?? [];
   const byName = new Map(volumes.map((v) => [v.name, v]));
   for (const m of mounts) assert.ok(byName.has(m.name), `volume ${m.name} is defined`);
-  for (const v of volumes) assert.ok(mounts.some((m) => m.name === v.name), `volume ${v.name} is mounted`);
+  for (const v of volumes)
+    assert.ok(
+      mounts.some((m) => m.name === v.name),
+      `volume ${v.name} is mounted`,
+    );
   const dirs = args.filter((a) => a.startsWith("--cni-bin-dir=") || a.startsWith("--credential-provider-bin-dir="));
   assert.is(dirs.length, 2);
   for (const a of dirs) {
@@ -137,7 +150,11 @@ test("the init container's install command, run against a scratch host, installs
   };
   walk(host);
   assert.is(installed.length, PROGRAM_NAMES.length);
-  for (const f of installed) assert.ok(hostPaths.some((h) => f.startsWith(`${h}/`)), `${f} lands on a hostPath volume`);
+  for (const f of installed)
+    assert.ok(
+      hostPaths.some((h) => f.startsWith(`${h}/`)),
+      `${f} lands on a hostPath volume`,
+    );
   const again = await run("/bin/bash", [join(rel.dir, "install.sh"), ...args], { env: SHELL_ENV });
   assert.is(again.code, 0);
   assert.not.match(again.stdout, /installed|replaced/, "a restarted init container changes nothing");

@@ -3,7 +3,18 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { EXAMPLES, PROGRAM_NAMES, RELEASE_ENV, SHELL_ENV, VERSION, releaseOnce, run, scratch, sh, cleanScratch } from "./fixture.ts";
+import {
+  EXAMPLES,
+  PROGRAM_NAMES,
+  RELEASE_ENV,
+  SHELL_ENV,
+  VERSION,
+  releaseOnce,
+  run,
+  scratch,
+  sh,
+  cleanScratch,
+} from "./fixture.ts";
 
 const test = suite("packaging: release");
 test.after.each(cleanScratch);
@@ -11,7 +22,9 @@ test.after.each(cleanScratch);
 function examplesList(dir: string, prefix = "examples"): string[] {
   return readdirSync(dir)
     .sort()
-    .flatMap((n) => (statSync(join(dir, n)).isDirectory() ? examplesList(join(dir, n), `${prefix}/${n}`) : [`${prefix}/${n}`]));
+    .flatMap((n) =>
+      statSync(join(dir, n)).isDirectory() ? examplesList(join(dir, n), `${prefix}/${n}`) : [`${prefix}/${n}`],
+    );
 }
 
 /** Every file the tarball must hold, relative to its top directory. */
@@ -36,7 +49,10 @@ test("the tarball is berth-<version>-linux-<arch>.tar.gz with one top directory 
   assert.ok(readdirSync(rel.out).includes(`${rel.top}.tar.gz`));
   const entries = await tarList(rel.tarball);
   const files = entries.filter((e) => !e.mode.startsWith("d")).map((e) => e.path.slice(rel.top.length + 1));
-  assert.ok(entries.every((e) => e.path === `${rel.top}/` || e.path.startsWith(`${rel.top}/`)), "one top directory");
+  assert.ok(
+    entries.every((e) => e.path === `${rel.top}/` || e.path.startsWith(`${rel.top}/`)),
+    "one top directory",
+  );
   assert.equal(files.sort(), expectedFiles());
 });
 
@@ -46,15 +62,23 @@ test("modes, owners and times are fixed: executables 0755, the rest 0644, direct
     assert.is(e.owner, "0/0", e.path);
     assert.is(e.mtime, "2025-11-27 00:00:00", `${e.path}: the mtime of RELEASE_ENV's SOURCE_DATE_EPOCH`);
     const rel2 = e.path.slice(rel.top.length + 1);
-    const want = e.mode.startsWith("d") ? "drwxr-xr-x" : rel2 === "install.sh" || rel2.startsWith("bin/") ? "-rwxr-xr-x" : "-rw-r--r--";
+    const want = e.mode.startsWith("d")
+      ? "drwxr-xr-x"
+      : rel2 === "install.sh" || rel2.startsWith("bin/")
+        ? "-rwxr-xr-x"
+        : "-rw-r--r--";
     assert.is(e.mode, want, e.path);
   }
 });
 
 test("the binaries, install.sh and examples are byte-identical to the tree's", async () => {
   const rel = await releaseOnce();
-  for (const p of PROGRAM_NAMES) assert.ok(readFileSync(join(rel.dir, "bin", p)).equals(readFileSync(join(rel.binDir, p))), p);
-  assert.is(readFileSync(join(rel.dir, "install.sh"), "utf8"), readFileSync(join(EXAMPLES, "..", "install.sh"), "utf8"));
+  for (const p of PROGRAM_NAMES)
+    assert.ok(readFileSync(join(rel.dir, "bin", p)).equals(readFileSync(join(rel.binDir, p))), p);
+  assert.is(
+    readFileSync(join(rel.dir, "install.sh"), "utf8"),
+    readFileSync(join(EXAMPLES, "..", "install.sh"), "utf8"),
+  );
   for (const f of examplesList(EXAMPLES)) {
     assert.is(readFileSync(join(rel.dir, f), "utf8"), readFileSync(join(EXAMPLES, "..", f), "utf8"), f);
   }
@@ -70,7 +94,10 @@ test("SHA256SUMS lists every other file and sha256sum --check --strict verifies 
       assert.ok(m, `sha256sum format: ${l}`);
       return m[2]!;
     });
-  assert.equal(listed, expectedFiles().filter((f) => f !== "SHA256SUMS"));
+  assert.equal(
+    listed,
+    expectedFiles().filter((f) => f !== "SHA256SUMS"),
+  );
   const r = await run("/usr/bin/sha256sum", ["--check", "--strict", "SHA256SUMS"], { env: SHELL_ENV, cwd: rel.dir });
   assert.is(r.code, 0, r.stdout + r.stderr);
   assert.is(r.stdout.split("\n").filter((l) => l.endsWith(": OK")).length, listed.length);
@@ -89,16 +116,27 @@ test("dist/release/SHA256SUMS covers the tarball and the .deb", async () => {
 test("the tarball is reproducible: the same binaries and tree give the same bytes", async () => {
   const rel = await releaseOnce();
   const out = scratch("again");
-  const r = await run(process.execPath, [join(EXAMPLES, "..", "release.ts"), "--out", out, "--bin-dir", rel.binDir, "--compression-level", "1", "--no-deb"], {
-    env: RELEASE_ENV,
-  });
+  const r = await run(
+    process.execPath,
+    [join(EXAMPLES, "..", "release.ts"), "--out", out, "--bin-dir", rel.binDir, "--compression-level", "1", "--no-deb"],
+    {
+      env: RELEASE_ENV,
+    },
+  );
   assert.is(r.code, 0, r.stderr);
-  assert.ok(readFileSync(join(out, `${rel.top}.tar.gz`)).equals(readFileSync(rel.tarball)), "sorted names, 0:0, fixed modes and mtime, gzip without a timestamp");
+  assert.ok(
+    readFileSync(join(out, `${rel.top}.tar.gz`)).equals(readFileSync(rel.tarball)),
+    "sorted names, 0:0, fixed modes and mtime, gzip without a timestamp",
+  );
 });
 
 test("release.ts fails clearly when a binary is missing", async () => {
   const empty = scratch("nobin");
-  const r = await run(process.execPath, [join(EXAMPLES, "..", "release.ts"), "--out", scratch("out"), "--bin-dir", empty], { env: SHELL_ENV });
+  const r = await run(
+    process.execPath,
+    [join(EXAMPLES, "..", "release.ts"), "--out", scratch("out"), "--bin-dir", empty],
+    { env: SHELL_ENV },
+  );
   assert.is(r.code, 1);
   assert.match(r.stderr, `${join(empty, "berth-ipam")} missing: run npm run build first`);
 });
@@ -106,7 +144,8 @@ test("release.ts fails clearly when a binary is missing", async () => {
 // --- the Debian package ---
 const DEB_FILES: Record<string, string> = {
   "berth-ipam": "./opt/cni/bin/berth-ipam",
-  "berth-credential-provider": "./usr/libexec/kubernetes/kubelet-plugins/credential-provider/exec/berth-credential-provider",
+  "berth-credential-provider":
+    "./usr/libexec/kubernetes/kubelet-plugins/credential-provider/exec/berth-credential-provider",
 };
 
 test("the .deb holds the binaries in their host paths (0755 root) and the examples as documentation", async () => {
@@ -157,7 +196,19 @@ test("dpkg installs the .deb into a scratch root and removes it without leaving 
   for (const d of ["info", "updates"]) mkdirSync(join(admin, d), { recursive: true });
   writeFileSync(join(admin, "status"), "");
   // The scratch root has no libc6 package registered: dependencies are the host's business here.
-  const dpkg = (...args: string[]) => run("/usr/bin/dpkg", [`--root=${root}`, `--log=${join(admin, "dpkg.log")}`, "--force-depends", "--force-not-root", "--force-script-chrootless", ...args], { env: SHELL_ENV });
+  const dpkg = (...args: string[]) =>
+    run(
+      "/usr/bin/dpkg",
+      [
+        `--root=${root}`,
+        `--log=${join(admin, "dpkg.log")}`,
+        "--force-depends",
+        "--force-not-root",
+        "--force-script-chrootless",
+        ...args,
+      ],
+      { env: SHELL_ENV },
+    );
   const inst = await dpkg("-i", rel.deb);
   assert.is(inst.code, 0, inst.stderr);
   const listed = (await dpkg("-L", "berth")).stdout.split("\n");

@@ -29,19 +29,105 @@ for (const ver of ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0"]) {
   scenarios.push({
     name: `dual-stack ADD, CHECK, DEL, ADD at ${ver}`,
     conf: v(ver, { ...dual, routes, resolvConf: "RESOLV" }),
-    steps: [{ command: "ADD", containerId: "a" }, ...(ver >= "0.4.0" ? [{ command: "CHECK", containerId: "a" }] : []), { command: "ADD", containerId: "b" }, { command: "DEL", containerId: "a" }, { command: "ADD", containerId: "c" }],
+    steps: [
+      { command: "ADD", containerId: "a" },
+      ...(ver >= "0.4.0" ? [{ command: "CHECK", containerId: "a" }] : []),
+      { command: "ADD", containerId: "b" },
+      { command: "DEL", containerId: "a" },
+      { command: "ADD", containerId: "c" },
+    ],
   });
 }
 scenarios.push(
-  { name: "legacy subnet with rangeStart/rangeEnd/gateway", conf: v("1.0.0", { subnet: "10.3.0.0/24", rangeStart: "10.3.0.10", rangeEnd: "10.3.0.12", gateway: "10.3.0.254" }), steps: ["a", "b", "c", "d"].map((id) => ({ command: "ADD", containerId: id })) },
-  { name: "requested IPs from CNI_ARGS, args.cni.ips and runtimeConfig.ips", conf: v("1.0.0", { ranges: [[{ subnet: "10.4.0.0/24" }], [{ subnet: "10.5.0.0/24" }], [{ subnet: "10.6.0.0/24" }]] }, { args: { cni: { ips: ["10.5.0.50"] } }, runtimeConfig: { ips: ["10.6.0.60/24"] } }), steps: [{ command: "ADD", containerId: "a", args: "IgnoreUnknown=1;K8S_POD_NAME=p;IP=10.4.0.40" }, { command: "ADD", containerId: "b", args: "IP=10.4.0.40" }] },
-  { name: "runtimeConfig.ipRanges come first", conf: v("0.4.0", { subnet: "10.7.0.0/24" }, { runtimeConfig: { ipRanges: [[{ subnet: "10.8.0.0/24" }]] } }), steps: [{ command: "ADD", containerId: "a" }] },
-  { name: "exhaustion of a /30 then release and reuse", conf: v("1.0.0", { subnet: "10.9.0.0/30" }), steps: [{ command: "ADD", containerId: "a" }, { command: "ADD", containerId: "b" }, { command: "DEL", containerId: "a" }, { command: "ADD", containerId: "b" }] },
-  { name: "round robin over three /30 ranges", conf: v("1.0.0", { ranges: [[{ subnet: "10.10.0.0/30" }, { subnet: "10.10.1.0/30" }, { subnet: "10.10.2.0/30" }]] }), steps: ["a", "b", "c"].flatMap((id) => [{ command: "ADD", containerId: id }]).concat([{ command: "DEL", containerId: "a" }, { command: "ADD", containerId: "d" }]) },
-  { name: "IPv6 only, large offsets", conf: v("1.0.0", { ranges: [[{ subnet: "2001:db8:ffff::/48", rangeStart: "2001:db8:ffff:8000::1", rangeEnd: "2001:db8:ffff:8000::3" }]] }), steps: ["a", "b", "c", "d"].map((id) => ({ command: "ADD", containerId: id })) },
-  { name: "config errors", conf: v("1.0.0", { subnet: "10.11.0.5/24" }), steps: [{ command: "ADD", containerId: "a" }, { command: "ADD", containerId: "a", conf: v("1.0.0", { ranges: [[{ subnet: "10.0.0.0/24" }], [{ subnet: "10.0.0.0/25" }]] }) }, { command: "ADD", containerId: "a", conf: v("0.2.0", { ranges: [[{ subnet: "10.0.0.0/24" }], [{ subnet: "10.1.0.0/24" }]] }) }] },
-  { name: "protocol errors", conf: v("1.0.0", { subnet: "10.12.0.0/24" }), steps: [{ command: "ADD", containerId: "bad/id" }, { command: "ADD", ifname: "" }, { command: "CHECK", containerId: "a", conf: v("0.3.1", { subnet: "10.12.0.0/24" }) }, { command: "ADD", conf: v("7.0.0", { subnet: "10.12.0.0/24" }) }, { command: "ADD", args: "FOO=bar" }] },
-  { name: "repeated ADD of one attachment (intended difference)", conf: v("1.0.0", { subnet: "10.13.0.0/24" }), steps: [{ command: "ADD", containerId: "a" }, { command: "ADD", containerId: "a" }] },
+  {
+    name: "legacy subnet with rangeStart/rangeEnd/gateway",
+    conf: v("1.0.0", { subnet: "10.3.0.0/24", rangeStart: "10.3.0.10", rangeEnd: "10.3.0.12", gateway: "10.3.0.254" }),
+    steps: ["a", "b", "c", "d"].map((id) => ({ command: "ADD", containerId: id })),
+  },
+  {
+    name: "requested IPs from CNI_ARGS, args.cni.ips and runtimeConfig.ips",
+    conf: v(
+      "1.0.0",
+      { ranges: [[{ subnet: "10.4.0.0/24" }], [{ subnet: "10.5.0.0/24" }], [{ subnet: "10.6.0.0/24" }]] },
+      { args: { cni: { ips: ["10.5.0.50"] } }, runtimeConfig: { ips: ["10.6.0.60/24"] } },
+    ),
+    steps: [
+      { command: "ADD", containerId: "a", args: "IgnoreUnknown=1;K8S_POD_NAME=p;IP=10.4.0.40" },
+      { command: "ADD", containerId: "b", args: "IP=10.4.0.40" },
+    ],
+  },
+  {
+    name: "runtimeConfig.ipRanges come first",
+    conf: v("0.4.0", { subnet: "10.7.0.0/24" }, { runtimeConfig: { ipRanges: [[{ subnet: "10.8.0.0/24" }]] } }),
+    steps: [{ command: "ADD", containerId: "a" }],
+  },
+  {
+    name: "exhaustion of a /30 then release and reuse",
+    conf: v("1.0.0", { subnet: "10.9.0.0/30" }),
+    steps: [
+      { command: "ADD", containerId: "a" },
+      { command: "ADD", containerId: "b" },
+      { command: "DEL", containerId: "a" },
+      { command: "ADD", containerId: "b" },
+    ],
+  },
+  {
+    name: "round robin over three /30 ranges",
+    conf: v("1.0.0", {
+      ranges: [[{ subnet: "10.10.0.0/30" }, { subnet: "10.10.1.0/30" }, { subnet: "10.10.2.0/30" }]],
+    }),
+    steps: ["a", "b", "c"]
+      .flatMap((id) => [{ command: "ADD", containerId: id }])
+      .concat([
+        { command: "DEL", containerId: "a" },
+        { command: "ADD", containerId: "d" },
+      ]),
+  },
+  {
+    name: "IPv6 only, large offsets",
+    conf: v("1.0.0", {
+      ranges: [
+        [{ subnet: "2001:db8:ffff::/48", rangeStart: "2001:db8:ffff:8000::1", rangeEnd: "2001:db8:ffff:8000::3" }],
+      ],
+    }),
+    steps: ["a", "b", "c", "d"].map((id) => ({ command: "ADD", containerId: id })),
+  },
+  {
+    name: "config errors",
+    conf: v("1.0.0", { subnet: "10.11.0.5/24" }),
+    steps: [
+      { command: "ADD", containerId: "a" },
+      {
+        command: "ADD",
+        containerId: "a",
+        conf: v("1.0.0", { ranges: [[{ subnet: "10.0.0.0/24" }], [{ subnet: "10.0.0.0/25" }]] }),
+      },
+      {
+        command: "ADD",
+        containerId: "a",
+        conf: v("0.2.0", { ranges: [[{ subnet: "10.0.0.0/24" }], [{ subnet: "10.1.0.0/24" }]] }),
+      },
+    ],
+  },
+  {
+    name: "protocol errors",
+    conf: v("1.0.0", { subnet: "10.12.0.0/24" }),
+    steps: [
+      { command: "ADD", containerId: "bad/id" },
+      { command: "ADD", ifname: "" },
+      { command: "CHECK", containerId: "a", conf: v("0.3.1", { subnet: "10.12.0.0/24" }) },
+      { command: "ADD", conf: v("7.0.0", { subnet: "10.12.0.0/24" }) },
+      { command: "ADD", args: "FOO=bar" },
+    ],
+  },
+  {
+    name: "repeated ADD of one attachment (intended difference)",
+    conf: v("1.0.0", { subnet: "10.13.0.0/24" }),
+    steps: [
+      { command: "ADD", containerId: "a" },
+      { command: "ADD", containerId: "a" },
+    ],
+  },
 );
 
 type Outcome = { code: number; json: Record<string, unknown> | undefined };
@@ -53,7 +139,8 @@ function reconcile(step: Step, idx: number, ref: Outcome, ours: Outcome): void {
   // host-local reports config errors as Go's catch-all 999; berth uses the spec's 7.
   if (ref.json?.code === 999 && ours.json?.code === 7) ours.json.code = 999;
   // ...and CNI_ARGS errors as 999 too; berth uses 4, the spec's code for a bad environment.
-  if (ref.json?.code === 999 && ours.json?.code === 4 && String(ours.json.msg).startsWith("ARGS:")) ours.json.code = 999;
+  if (ref.json?.code === 999 && ours.json?.code === 4 && String(ours.json.msg).startsWith("ARGS:"))
+    ours.json.code = 999;
   // berth speaks 1.1.0 too (GC, STATUS); Debian's host-local 1.1.1 stops at 1.0.0.
   if (typeof ours.json?.details === "string") ours.json.details = ours.json.details.replace(' "1.1.0"]', "]");
   // host-local refuses a repeated ADD; berth answers with what the attachment already holds.
@@ -76,7 +163,8 @@ for (const sc of scenarios) {
   test(sc.name, async () => {
     const dirs = { ref: tempDir(), ours: tempDir() };
     try {
-      for (const d of [dirs.ref, dirs.ours]) writeFileSync(join(d, "resolv.conf"), "nameserver 192.0.2.53\nsearch example.test\noptions ndots:2\n");
+      for (const d of [dirs.ref, dirs.ours])
+        writeFileSync(join(d, "resolv.conf"), "nameserver 192.0.2.53\nsearch example.test\noptions ndots:2\n");
       const prev: Record<string, Record<string, unknown> | undefined> = {};
       for (const [i, step] of sc.steps.entries()) {
         const run = async (who: "ref" | "ours"): Promise<Outcome> => {
@@ -94,7 +182,11 @@ for (const sc of scenarios) {
         const ref = await run("ref");
         const ours = await run("ours");
         reconcile(step, i, ref, ours);
-        assert.is(ours.code, ref.code, `step ${i} (${step.command}) exit code: host-local ${JSON.stringify(ref.json)} berth ${JSON.stringify(ours.json)}`);
+        assert.is(
+          ours.code,
+          ref.code,
+          `step ${i} (${step.command}) exit code: host-local ${JSON.stringify(ref.json)} berth ${JSON.stringify(ours.json)}`,
+        );
         assert.equal(ours.json, ref.json, `step ${i} (${step.command}) output`);
       }
     } finally {

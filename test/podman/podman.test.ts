@@ -14,12 +14,34 @@
 // run containers on this machine at all: every test is skipped with podman's exact error, also in
 // CI. Anything that fails after that preflight is a real failure.
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { IPAM_PLUGIN } from "../helpers/exec.ts";
-import { addNetns, BRIDGE, cleanupAll, installCleanupHandlers, IP, NSENTER, netnsPath, onCleanup, REFERENCE_DIR, sweepStale, tempDir } from "../helpers/netns.ts";
+import {
+  addNetns,
+  BRIDGE,
+  cleanupAll,
+  installCleanupHandlers,
+  IP,
+  NSENTER,
+  netnsPath,
+  onCleanup,
+  REFERENCE_DIR,
+  sweepStale,
+  tempDir,
+} from "../helpers/netns.ts";
 import { gated, needExecutable, needPluginUnderTest, needRoot } from "../helpers/peers.ts";
 
 const PODMAN = "/usr/bin/podman";
@@ -55,7 +77,13 @@ let envLimit = "";
 
 // Machine paths podman 4.3 writes whatever --root says: containers/image's blob-info cache and
 // libcni's result cache (its files are removed on teardown). We remove what we created.
-const MACHINE_PATHS = ["/var/lib/containers/cache/blob-info-cache-v1.boltdb", "/var/lib/containers/cache", "/var/lib/containers", "/var/lib/cni/results", "/var/lib/cni"];
+const MACHINE_PATHS = [
+  "/var/lib/containers/cache/blob-info-cache-v1.boltdb",
+  "/var/lib/containers/cache",
+  "/var/lib/containers",
+  "/var/lib/cni/results",
+  "/var/lib/cni",
+];
 const preexisting = new Set(MACHINE_PATHS.filter((p) => existsSync(p)));
 
 function podmanArgs(args: string[]): string[] {
@@ -63,11 +91,16 @@ function podmanArgs(args: string[]): string[] {
     `--net=${netnsPath(hostNs)}`,
     "--",
     PODMAN,
-    "--root", join(dir, "root"),
-    "--runroot", join(dir, "runroot"),
-    "--tmpdir", join(dir, "tmp"),
-    "--storage-driver", "vfs",
-    "--network-config-dir", join(dir, "cni-conf"),
+    "--root",
+    join(dir, "root"),
+    "--runroot",
+    join(dir, "runroot"),
+    "--tmpdir",
+    join(dir, "tmp"),
+    "--storage-driver",
+    "vfs",
+    "--network-config-dir",
+    join(dir, "cni-conf"),
     ...args,
   ];
 }
@@ -111,7 +144,8 @@ function show(r: Run): string {
 }
 
 function writeConfigs(): void {
-  for (const d of ["root", "runroot", "tmp", "cni-conf", "cni-bin", "ipam-data", "rootfs/bin"]) mkdirSync(join(dir, d), { recursive: true });
+  for (const d of ["root", "runroot", "tmp", "cni-conf", "cni-bin", "ipam-data", "rootfs/bin"])
+    mkdirSync(join(dir, d), { recursive: true });
   ipamData = join(dir, "ipam-data");
   symlinkSync(IPAM_PLUGIN, join(dir, "cni-bin", "berth-ipam"));
   writeFileSync(
@@ -133,7 +167,10 @@ function writeConfigs(): void {
       "",
     ].join("\n"),
   );
-  writeFileSync(join(dir, "storage.conf"), `[storage]\ndriver = "vfs"\ngraphroot = "${join(dir, "root")}"\nrunroot = "${join(dir, "runroot")}"\n`);
+  writeFileSync(
+    join(dir, "storage.conf"),
+    `[storage]\ndriver = "vfs"\ngraphroot = "${join(dir, "root")}"\nrunroot = "${join(dir, "runroot")}"\n`,
+  );
   writeFileSync(join(dir, "registries.conf"), "unqualified-search-registries = []\n");
   writeFileSync(
     join(dir, "cni-conf", `${NETWORK}.conflist`),
@@ -214,9 +251,11 @@ if (ready) {
   if (imported.code !== 0) envLimit = `podman import failed (no CNI involved): ${show(imported)}`;
   else {
     const pre = await podman(["run", "--rm", "--network", "none", IMAGE, "true"]);
-    if (pre.code !== 0) envLimit = `podman cannot run a container here even with --network none (no CNI involved): ${show(pre)}`;
+    if (pre.code !== 0)
+      envLimit = `podman cannot run a container here even with --network none (no CNI involved): ${show(pre)}`;
   }
-  if (envLimit) process.stderr.write(`podman: SKIPPING every test: environment limit, not a plugin failure: ${envLimit}\n`);
+  if (envLimit)
+    process.stderr.write(`podman: SKIPPING every test: environment limit, not a plugin failure: ${envLimit}\n`);
 }
 
 const it: typeof define = (name, fn) => (envLimit ? test.skip(name) : define(name, fn));
@@ -228,21 +267,58 @@ function addressesIn(output: string): string[] {
 }
 
 it("podman run --ip: the container gets the requested address from the plugin (CNI_ARGS IP=) and our routes", async () => {
-  const r = await podman(["run", "--rm", "--network", NETWORK, "--ip", `${PREFIX}.50`, IMAGE, "sh", "-c", "ip -4 addr show dev eth0; ip -4 route"]);
+  const r = await podman([
+    "run",
+    "--rm",
+    "--network",
+    NETWORK,
+    "--ip",
+    `${PREFIX}.50`,
+    IMAGE,
+    "sh",
+    "-c",
+    "ip -4 addr show dev eth0; ip -4 route",
+  ]);
   assert.is(r.code, 0, show(r));
   assert.equal(addressesIn(r.stdout), [`${PREFIX}.50/24`], r.stdout);
   assert.match(r.stdout, new RegExp(`10\\.223\\.0\\.0/16 via ${GATEWAY.replaceAll(".", "\\.")} dev eth0`));
 });
 
 it("two containers: a static --ip one and a dynamic one reach each other; the taken address is refused; restart keeps it; rm frees it", async () => {
-  const started = await podman(["run", "-d", "--name", "berth-a", "--network", NETWORK, "--ip", `${PREFIX}.60`, IMAGE, "sleep", "600"]);
+  const started = await podman([
+    "run",
+    "-d",
+    "--name",
+    "berth-a",
+    "--network",
+    NETWORK,
+    "--ip",
+    `${PREFIX}.60`,
+    IMAGE,
+    "sleep",
+    "600",
+  ]);
   assert.is(started.code, 0, show(started));
-  const inspect = await podman(["inspect", "--format", `{{(index .NetworkSettings.Networks "${NETWORK}").IPAddress}}`, "berth-a"]);
+  const inspect = await podman([
+    "inspect",
+    "--format",
+    `{{(index .NetworkSettings.Networks "${NETWORK}").IPAddress}}`,
+    "berth-a",
+  ]);
   assert.is(inspect.code, 0, show(inspect));
   assert.is(inspect.stdout.trim(), `${PREFIX}.60`);
 
   // a dynamic container pings the static one: bridge traffic inside the test namespaces only
-  const dyn = await podman(["run", "--rm", "--network", NETWORK, IMAGE, "sh", "-c", `ip -4 addr show dev eth0 && ping -c 1 -W 2 ${PREFIX}.60`]);
+  const dyn = await podman([
+    "run",
+    "--rm",
+    "--network",
+    NETWORK,
+    IMAGE,
+    "sh",
+    "-c",
+    `ip -4 addr show dev eth0 && ping -c 1 -W 2 ${PREFIX}.60`,
+  ]);
   assert.is(dyn.code, 0, show(dyn));
   const dynAddr = addressesIn(dyn.stdout)[0] ?? "";
   assert.ok(dynAddr.startsWith(`${PREFIX}.`) && dynAddr !== `${PREFIX}.60/24`, dyn.stdout);
@@ -264,7 +340,21 @@ it("two containers: a static --ip one and a dynamic one reach each other; the ta
   // podman rm runs CNI DEL: the address is free again
   const rm = await podman(["rm", "--force", "--time", "0", "berth-a"]);
   assert.is(rm.code, 0, show(rm));
-  const again = await podman(["run", "--rm", "--network", NETWORK, "--ip", `${PREFIX}.60`, IMAGE, "ip", "-4", "addr", "show", "dev", "eth0"]);
+  const again = await podman([
+    "run",
+    "--rm",
+    "--network",
+    NETWORK,
+    "--ip",
+    `${PREFIX}.60`,
+    IMAGE,
+    "ip",
+    "-4",
+    "addr",
+    "show",
+    "dev",
+    "eth0",
+  ]);
   assert.is(again.code, 0, show(again));
   assert.equal(addressesIn(again.stdout), [`${PREFIX}.60/24`]);
 });

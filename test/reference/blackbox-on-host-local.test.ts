@@ -14,16 +14,19 @@ const inCI = !["", "0", "false"].includes((process.env.CI ?? "").toLowerCase());
 if (!existsSync(HOST_LOCAL)) {
   const s = suite("reference host-local");
   const why = `${HOST_LOCAL} missing (Debian package containernetworking-plugins)`;
-  if (inCI) s(why, () => {
-    throw new Error(why);
-  });
+  if (inCI)
+    s(why, () => {
+      throw new Error(why);
+    });
   else s.skip(why);
   s.run();
 } else {
   // Set before the helpers are first imported: they read the plugin under test once.
   process.env.BERTH_IPAM = HOST_LOCAL;
   const dir = join(import.meta.dirname, "..", "blackbox");
-  for (const f of readdirSync(dir).filter((n) => n.endsWith(".test.ts")).sort()) {
+  for (const f of readdirSync(dir)
+    .filter((n) => n.endsWith(".test.ts"))
+    .sort()) {
     await import(pathToFileURL(join(dir, f)).href);
   }
 }

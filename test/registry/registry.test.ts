@@ -22,10 +22,19 @@ const test = suite("registry: berth-credential-provider against docker-registry 
 type Run = { code: number; stdout: string; stderr: string };
 function sh(file: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
   return new Promise((done) => {
-    execFile(file, args, { env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", ...env }, timeout: 60_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === "number" ? ((err as { code: number }).code) : 1) : 0;
-      done({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
+    execFile(
+      file,
+      args,
+      { env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", ...env }, timeout: 60_000 },
+      (err, stdout, stderr) => {
+        const code = err
+          ? typeof (err as { code?: unknown }).code === "number"
+            ? (err as { code: number }).code
+            : 1
+          : 0;
+        done({ code, stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
   });
 }
 
@@ -69,7 +78,14 @@ function writeOciLayout(dir: string): void {
   content.copy(body);
   const layer = put(Buffer.concat([header, body, Buffer.alloc(1024)]));
   const config = put(
-    Buffer.from(JSON.stringify({ architecture: "amd64", os: "linux", config: {}, rootfs: { type: "layers", diff_ids: [layer.digest] } })),
+    Buffer.from(
+      JSON.stringify({
+        architecture: "amd64",
+        os: "linux",
+        config: {},
+        rootfs: { type: "layers", diff_ids: [layer.digest] },
+      }),
+    ),
   );
   const manifest = put(
     Buffer.from(
@@ -86,7 +102,13 @@ function writeOciLayout(dir: string): void {
     join(dir, "index.json"),
     JSON.stringify({
       schemaVersion: 2,
-      manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", ...manifest, annotations: { "org.opencontainers.image.ref.name": "v1" } }],
+      manifests: [
+        {
+          mediaType: "application/vnd.oci.image.manifest.v1+json",
+          ...manifest,
+          annotations: { "org.opencontainers.image.ref.name": "v1" },
+        },
+      ],
     }),
   );
 }
@@ -131,7 +153,10 @@ if (missing.length > 0 && process.env.CI !== "true") {
         "",
       ].join("\n"),
     );
-    registry = spawn(TOOLS.registry, ["serve", join(tmp, "config.yml")], { stdio: ["ignore", "pipe", "pipe"], env: { PATH: "/usr/bin:/bin" } });
+    registry = spawn(TOOLS.registry, ["serve", join(tmp, "config.yml")], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { PATH: "/usr/bin:/bin" },
+    });
     registry.stdout?.on("data", (d: Buffer) => (registryLog += d.toString()));
     registry.stderr?.on("data", (d: Buffer) => (registryLog += d.toString()));
     // Ready when /v2/ answers 401 (auth is on).
@@ -150,7 +175,16 @@ if (missing.length > 0 && process.env.CI !== "true") {
     writeFileSync(join(tmp, "policy.json"), JSON.stringify({ default: [{ type: "insecureAcceptAnything" }] }));
     const push = await sh(
       TOOLS.skopeo,
-      ["--policy", join(tmp, "policy.json"), "copy", "--dest-tls-verify=false", "--dest-creds", `AWS:${password}`, `oci:${layout}:v1`, `docker://${host}/berth/app:v1`],
+      [
+        "--policy",
+        join(tmp, "policy.json"),
+        "copy",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        `AWS:${password}`,
+        `oci:${layout}:v1`,
+        `docker://${host}/berth/app:v1`,
+      ],
       skopeoEnv(),
     );
     assert.is(push.code, 0, `skopeo copy: ${push.stderr}`);
@@ -166,11 +200,18 @@ if (missing.length > 0 && process.env.CI !== "true") {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
-  async function credentialsFor(image: string, args: string[] = ["get-credentials"]): Promise<{ username: string; password: string }> {
+  async function credentialsFor(
+    image: string,
+    args: string[] = ["get-credentials"],
+  ): Promise<{ username: string; password: string }> {
     const r = await execBinary(CREDENTIAL_PROVIDER, {
       args,
       env: ep.env({ AWS_REGION: "us-west-2" }),
-      stdin: JSON.stringify({ apiVersion: "credentialprovider.kubelet.k8s.io/v1", kind: "CredentialProviderRequest", image }),
+      stdin: JSON.stringify({
+        apiVersion: "credentialprovider.kubelet.k8s.io/v1",
+        kind: "CredentialProviderRequest",
+        image,
+      }),
     });
     assert.is(r.code, 0, r.stderr);
     const d = decodeResponseStrict(r.stdout, "credentialprovider.kubelet.k8s.io/v1");
@@ -185,7 +226,8 @@ if (missing.length > 0 && process.env.CI !== "true") {
     return auth[key as string] as { username: string; password: string };
   }
 
-  const inspect = (creds: string[]) => sh(TOOLS.skopeo, ["inspect", "--tls-verify=false", ...creds, `docker://${host}/berth/app:v1`], skopeoEnv());
+  const inspect = (creds: string[]) =>
+    sh(TOOLS.skopeo, ["inspect", "--tls-verify=false", ...creds, `docker://${host}/berth/app:v1`], skopeoEnv());
 
   test("without credentials the registry refuses (auth is really on)", async () => {
     const r = await inspect(["--no-creds"]);
@@ -204,7 +246,10 @@ if (missing.length > 0 && process.env.CI !== "true") {
   });
 
   test("through the mirror map: the registry gets the mirror's (ECR) credentials", async () => {
-    const c = await credentialsFor(`${host}/berth/app`, ["get-credentials", `--registry-mirror=${host}=123456789012.dkr.ecr.us-east-1.amazonaws.com/cache`]);
+    const c = await credentialsFor(`${host}/berth/app`, [
+      "get-credentials",
+      `--registry-mirror=${host}=123456789012.dkr.ecr.us-east-1.amazonaws.com/cache`,
+    ]);
     assert.is(ep.calls.at(-1)?.scope?.region, "us-east-1");
     const r = await inspect(["--creds", `${c.username}:${c.password}`]);
     assert.is(r.code, 0, r.stderr);

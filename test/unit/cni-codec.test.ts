@@ -17,18 +17,36 @@ const code = (fn: () => unknown): [number, string, string] => {
   return [0, "", ""];
 };
 env("spec: each command's required variables, named in one error (code 4)", () => {
-  assert.equal(code(() => parseEnv({ CNI_COMMAND: "ADD" })), [4, "required env variables [CNI_CONTAINERID,CNI_NETNS,CNI_IFNAME] missing", ""]);
-  assert.equal(code(() => parseEnv({ CNI_COMMAND: "DEL" })), [4, "required env variables [CNI_CONTAINERID,CNI_IFNAME] missing", ""]);
-  assert.equal(code(() => parseEnv({ CNI_COMMAND: "GC" })), [4, "required env variables [CNI_PATH] missing", ""]);
+  assert.equal(
+    code(() => parseEnv({ CNI_COMMAND: "ADD" })),
+    [4, "required env variables [CNI_CONTAINERID,CNI_NETNS,CNI_IFNAME] missing", ""],
+  );
+  assert.equal(
+    code(() => parseEnv({ CNI_COMMAND: "DEL" })),
+    [4, "required env variables [CNI_CONTAINERID,CNI_IFNAME] missing", ""],
+  );
+  assert.equal(
+    code(() => parseEnv({ CNI_COMMAND: "GC" })),
+    [4, "required env variables [CNI_PATH] missing", ""],
+  );
   assert.is(parseEnv({ CNI_COMMAND: "STATUS" }).command, "STATUS");
   assert.is(parseEnv({ CNI_COMMAND: "VERSION" }).command, "VERSION");
 });
 env("an empty variable counts as missing, as in the Go skel", () => {
-  assert.equal(code(() => parseEnv({ CNI_COMMAND: "DEL", CNI_CONTAINERID: "", CNI_IFNAME: "eth0" }))[1], "required env variables [CNI_CONTAINERID] missing");
+  assert.equal(
+    code(() => parseEnv({ CNI_COMMAND: "DEL", CNI_CONTAINERID: "", CNI_IFNAME: "eth0" }))[1],
+    "required env variables [CNI_CONTAINERID] missing",
+  );
 });
 env("skel: unknown command and invalid container IDs", () => {
-  assert.equal(code(() => parseEnv({ CNI_COMMAND: "add" })), [4, "unknown CNI_COMMAND: add", ""]);
-  assert.equal(code(() => parseEnv({ CNI_COMMAND: "DEL", CNI_CONTAINERID: "../etc", CNI_IFNAME: "eth0" })), [4, "invalid characters in containerID", "../etc"]);
+  assert.equal(
+    code(() => parseEnv({ CNI_COMMAND: "add" })),
+    [4, "unknown CNI_COMMAND: add", ""],
+  );
+  assert.equal(
+    code(() => parseEnv({ CNI_COMMAND: "DEL", CNI_CONTAINERID: "../etc", CNI_IFNAME: "eth0" })),
+    [4, "invalid characters in containerID", "../etc"],
+  );
   assert.is(parseEnv({ CNI_COMMAND: "DEL", CNI_CONTAINERID: "a_b.c-9", CNI_IFNAME: "eth0" }).containerId, "a_b.c-9");
 });
 env("skel: interface name rules", () => {
@@ -73,11 +91,18 @@ result("0.2.0: first address of each family, routes split by family, empty dns f
 });
 result("0.4.0 has ips[].version; 1.0.0 does not; only 1.1.0 has route attributes", () => {
   const r040 = renderResult("0.4.0", res) as { ips: { version: string }[]; routes: object[] };
-  assert.equal(r040.ips.map((i) => i.version), ["4", "4", "6"]);
+  assert.equal(
+    r040.ips.map((i) => i.version),
+    ["4", "4", "6"],
+  );
   assert.equal(r040.routes[0], { dst: "0.0.0.0/0", gw: "10.0.0.1" });
   const r100 = renderResult("1.0.0", res) as { ips: object[] };
   assert.equal(r100.ips[0], { address: "10.0.0.2/24", gateway: "10.0.0.1" });
-  assert.equal((renderResult("1.1.0", res) as { routes: object[] }).routes[0], { dst: "0.0.0.0/0", gw: "10.0.0.1", mtu: 1500 });
+  assert.equal((renderResult("1.1.0", res) as { routes: object[] }).routes[0], {
+    dst: "0.0.0.0/0",
+    gw: "10.0.0.1",
+    mtu: 1500,
+  });
 });
 result("dns is always present, even empty", () => {
   assert.equal(renderResult("1.0.0", { ips: [], routes: [], dns: {} }), { cniVersion: "1.0.0", dns: {} });
@@ -86,7 +111,10 @@ result("0.2.0 with no address at all is an error, as types/100 convertTo02x", ()
   assert.throws(() => renderResult("0.2.0", { ips: [], routes: [], dns: {} }), /no valid IP addresses/);
 });
 result("prevResult addresses from 0.2.0, 0.4.0 and 1.0.0 shapes", () => {
-  assert.equal(prevResultAddresses({ ip4: { ip: "10.0.0.2/24" }, ip6: { ip: "2001:db8::2/64" } }), ["10.0.0.2", "2001:db8::2"]);
+  assert.equal(prevResultAddresses({ ip4: { ip: "10.0.0.2/24" }, ip6: { ip: "2001:db8::2/64" } }), [
+    "10.0.0.2",
+    "2001:db8::2",
+  ]);
   assert.equal(prevResultAddresses({ ips: [{ version: "4", address: "10.0.0.2/24" }] }), ["10.0.0.2"]);
   assert.equal(prevResultAddresses(null), []);
 });

@@ -25,16 +25,26 @@ test("CNI_ARGS: IP with or without prefix; IgnoreUnknown spellings; unknown keys
   assert.throws(() => ipFromCniArgs("IP=1.2.3"), /error parsing value/);
 });
 test("requested IPs in host-local's order: CNI_ARGS, args.cni.ips, runtimeConfig.ips", () => {
-  const ips = requestedIps("IP=10.0.0.1", { args: { cni: { ips: ["10.0.0.2"] } }, runtimeConfig: { ips: ["10.0.0.3/24"] } });
+  const ips = requestedIps("IP=10.0.0.1", {
+    args: { cni: { ips: ["10.0.0.2"] } },
+    runtimeConfig: { ips: ["10.0.0.3/24"] },
+  });
   assert.equal(ips.map(formatIp), ["10.0.0.1", "10.0.0.2", "10.0.0.3"]);
 });
 test("range sets in host-local's order: runtimeConfig.ipRanges, legacy, ranges", () => {
-  const c = loadIpamConfig(req({ ipam: { subnet: "10.1.0.0/24", ranges: [[{ subnet: "10.2.0.0/24" }]] }, runtimeConfig: { ipRanges: [[{ subnet: "10.3.0.0/24" }]] } }));
+  const c = loadIpamConfig(
+    req({
+      ipam: { subnet: "10.1.0.0/24", ranges: [[{ subnet: "10.2.0.0/24" }]] },
+      runtimeConfig: { ipRanges: [[{ subnet: "10.3.0.0/24" }]] },
+    }),
+  );
   assert.equal(c.rangeSets.map(rangeSetString), ["10.3.0.1-10.3.0.254", "10.1.0.1-10.1.0.254", "10.2.0.1-10.2.0.254"]);
   assert.is(c.dataDir, "/var/lib/cni/networks");
 });
 test("exclude: addresses and CIDRs of either family", () => {
-  const c = loadIpamConfig(req({ ipam: { subnet: "10.1.0.0/24", exclude: ["10.1.0.7", "10.1.0.16/28", "2001:db8::/126"] } }));
+  const c = loadIpamConfig(
+    req({ ipam: { subnet: "10.1.0.0/24", exclude: ["10.1.0.7", "10.1.0.16/28", "2001:db8::/126"] } }),
+  );
   const ex = (s: string) => isExcluded(c.exclude, parseIp(s)!);
   assert.ok(ex("10.1.0.7"));
   assert.not.ok(ex("10.1.0.8"));
@@ -44,16 +54,26 @@ test("exclude: addresses and CIDRs of either family", () => {
   assert.not.ok(ex("2001:db8::4"));
 });
 test("1.1.0 route attributes are kept; a bad attribute is refused", () => {
-  const c = loadIpamConfig(req({ ipam: { subnet: "10.1.0.0/24", routes: [{ dst: "0.0.0.0/0", gw: "10.1.0.1", mtu: 1400, table: 5 }] } }));
+  const c = loadIpamConfig(
+    req({ ipam: { subnet: "10.1.0.0/24", routes: [{ dst: "0.0.0.0/0", gw: "10.1.0.1", mtu: 1400, table: 5 }] } }),
+  );
   assert.equal(c.routes, [{ dst: "0.0.0.0/0", gw: "10.1.0.1", mtu: 1400, table: 5 }]);
-  assert.throws(() => loadIpamConfig(req({ ipam: { subnet: "10.1.0.0/24", routes: [{ dst: "0.0.0.0/0", mtu: "big" }] } })), /mtu must be an integer/);
+  assert.throws(
+    () => loadIpamConfig(req({ ipam: { subnet: "10.1.0.0/24", routes: [{ dst: "0.0.0.0/0", mtu: "big" }] } })),
+    /mtu must be an integer/,
+  );
 });
 test("resolv.conf: comments, last domain wins, search and options accumulate", () => {
-  assert.equal(parseResolvConf("# c\n; c\nnameserver 1.1.1.1\ndomain a\ndomain b\nsearch x y\nsearch z\noptions ndots:1\nnameserver\n"), {
-    nameservers: ["1.1.1.1"],
-    domain: "b",
-    search: ["x", "y", "z"],
-    options: ["ndots:1"],
-  });
+  assert.equal(
+    parseResolvConf(
+      "# c\n; c\nnameserver 1.1.1.1\ndomain a\ndomain b\nsearch x y\nsearch z\noptions ndots:1\nnameserver\n",
+    ),
+    {
+      nameservers: ["1.1.1.1"],
+      domain: "b",
+      search: ["x", "y", "z"],
+      options: ["ndots:1"],
+    },
+  );
 });
 test.run();

@@ -35,7 +35,13 @@ async function run(env: Record<string, string>, stdin: string, handlers: Partial
   return { code, stdout: out.join(""), stderr: err.join(""), calls, req };
 }
 
-const base = { CNI_COMMAND: "ADD", CNI_CONTAINERID: "c1", CNI_NETNS: "/n", CNI_IFNAME: "eth0", CNI_ARGS: "IgnoreUnknown=1" };
+const base = {
+  CNI_COMMAND: "ADD",
+  CNI_CONTAINERID: "c1",
+  CNI_NETNS: "/n",
+  CNI_IFNAME: "eth0",
+  CNI_ARGS: "IgnoreUnknown=1",
+};
 const conf = JSON.stringify({ cniVersion: "0.4.0", name: "net", type: "x" });
 
 const test = suite("dispatch");
@@ -46,7 +52,11 @@ test("ADD: the command gets typed env, version and the whole config; the result 
   assert.is(r.req?.version, "0.4.0");
   assert.is(r.req?.name, "net");
   assert.is(r.req?.env.args, "IgnoreUnknown=1");
-  assert.equal(JSON.parse(r.stdout), { cniVersion: "0.4.0", ips: [{ version: "4", address: "10.0.0.2/24", gateway: "10.0.0.1" }], dns: {} });
+  assert.equal(JSON.parse(r.stdout), {
+    cniVersion: "0.4.0",
+    ips: [{ version: "4", address: "10.0.0.2/24", gateway: "10.0.0.1" }],
+    dns: {},
+  });
 });
 test("a thrown CniError is printed once as the error JSON with the config's version, exit 1", async () => {
   const r = await run(base, conf, {
@@ -66,8 +76,16 @@ test("an unexpected exception is a one-line 999", async () => {
   assert.equal(JSON.parse(r.stdout), { cniVersion: "0.4.0", code: 999, msg: "x is undefined" });
 });
 test("DEL, CHECK, GC and STATUS print nothing on success", async () => {
-  for (const [cmd, v] of [["DEL", "0.4.0"], ["CHECK", "0.4.0"], ["GC", "1.1.0"], ["STATUS", "1.1.0"]] as const) {
-    const r = await run({ ...base, CNI_COMMAND: cmd, CNI_PATH: "/opt/cni/bin" }, JSON.stringify({ cniVersion: v, name: "net" }));
+  for (const [cmd, v] of [
+    ["DEL", "0.4.0"],
+    ["CHECK", "0.4.0"],
+    ["GC", "1.1.0"],
+    ["STATUS", "1.1.0"],
+  ] as const) {
+    const r = await run(
+      { ...base, CNI_COMMAND: cmd, CNI_PATH: "/opt/cni/bin" },
+      JSON.stringify({ cniVersion: v, name: "net" }),
+    );
     assert.is(r.code, 0, r.stdout);
     assert.is(r.stdout, "");
   }

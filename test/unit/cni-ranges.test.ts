@@ -23,7 +23,17 @@ ip("parses and prints both families the way Go's net.IP does", () => {
   }
 });
 ip("rejects what Go rejects", () => {
-  for (const bad of ["10.1.2", "10.1.2.256", "010.1.2.3", "1:2:3:4:5:6:7:8:9", "1::2::3", "10.1.2.3/24", "", "abc", "1.2.3.4 "]) {
+  for (const bad of [
+    "10.1.2",
+    "10.1.2.256",
+    "010.1.2.3",
+    "1:2:3:4:5:6:7:8:9",
+    "1::2::3",
+    "10.1.2.3/24",
+    "",
+    "abc",
+    "1.2.3.4 ",
+  ]) {
     assert.is(parseIp(bad), undefined, bad);
   }
   assert.is(parseCidr("10.0.0.0/33"), undefined);
@@ -56,24 +66,57 @@ range("18: defaults for /24, /25 and a v6 /64", () => {
   assert.is(formatIp(r({ subnet: "192.0.2.0/24" }).gateway), "192.0.2.1");
   assert.is(rangeString(r({ subnet: "192.0.2.0/25" })), "192.0.2.1-192.0.2.126");
   const v6 = r({ subnet: "2001:db8:1::/64" });
-  assert.is(rangeString(v6), "2001:db8:1::1-2001:db8:1:0:ffff:ffff:ffff:ffff" /* Go: a lone zero group is not compressed */);
+  assert.is(
+    rangeString(v6),
+    "2001:db8:1::1-2001:db8:1:0:ffff:ffff:ffff:ffff" /* Go: a lone zero group is not compressed */,
+  );
   assert.is(formatIp(v6.gateway), "2001:db8:1::1");
 });
 range("19: host bits set name the network address", () => {
-  assert.is(msg(() => r({ subnet: "192.0.2.12/24" })), "Network has host bits set. For a subnet mask of length 24 the network address is 192.0.2.0");
-  assert.is(msg(() => r({ subnet: "192.168.127.0/23" })), "Network has host bits set. For a subnet mask of length 23 the network address is 192.168.126.0");
+  assert.is(
+    msg(() => r({ subnet: "192.0.2.12/24" })),
+    "Network has host bits set. For a subnet mask of length 24 the network address is 192.0.2.0",
+  );
+  assert.is(
+    msg(() => r({ subnet: "192.168.127.0/23" })),
+    "Network has host bits set. For a subnet mask of length 23 the network address is 192.168.126.0",
+  );
 });
 range("20: /31, /32, /127 and /128 are too small", () => {
-  assert.is(msg(() => r({ subnet: "192.0.2.0/31" })), "Network 192.0.2.0/31 too small to allocate from");
-  assert.is(msg(() => r({ subnet: "192.0.2.0/32" })), "Network 192.0.2.0/32 too small to allocate from");
-  assert.is(msg(() => r({ subnet: "2001:db8::/127" })), "Network 2001:db8::/127 too small to allocate from");
-  assert.is(msg(() => r({ subnet: "192.0.2.0/30" })), "");
+  assert.is(
+    msg(() => r({ subnet: "192.0.2.0/31" })),
+    "Network 192.0.2.0/31 too small to allocate from",
+  );
+  assert.is(
+    msg(() => r({ subnet: "192.0.2.0/32" })),
+    "Network 192.0.2.0/32 too small to allocate from",
+  );
+  assert.is(
+    msg(() => r({ subnet: "2001:db8::/127" })),
+    "Network 2001:db8::/127 too small to allocate from",
+  );
+  assert.is(
+    msg(() => r({ subnet: "192.0.2.0/30" })),
+    "",
+  );
 });
 range("21: rangeStart and rangeEnd must lie in the subnet and in order", () => {
-  assert.is(msg(() => r({ subnet: "192.0.2.0/24", rangeStart: "192.0.3.0" })), "RangeStart 192.0.3.0 not in network 192.0.2.0/24");
-  assert.is(msg(() => r({ subnet: "192.0.2.0/24", rangeEnd: "192.0.4.0" })), "RangeEnd 192.0.4.0 not in network 192.0.2.0/24");
-  assert.is(msg(() => r({ subnet: "192.0.2.0/24", rangeStart: "192.0.2.50", rangeEnd: "192.0.2.40" })), "RangeStart 192.0.2.50 not in network 192.0.2.0/24");
-  assert.is(rangeString(r({ subnet: "192.0.2.0/24", rangeStart: "192.0.2.40", rangeEnd: "192.0.2.50" })), "192.0.2.40-192.0.2.50");
+  assert.is(
+    msg(() => r({ subnet: "192.0.2.0/24", rangeStart: "192.0.3.0" })),
+    "RangeStart 192.0.3.0 not in network 192.0.2.0/24",
+  );
+  assert.is(
+    msg(() => r({ subnet: "192.0.2.0/24", rangeEnd: "192.0.4.0" })),
+    "RangeEnd 192.0.4.0 not in network 192.0.2.0/24",
+  );
+  assert.is(
+    msg(() => r({ subnet: "192.0.2.0/24", rangeStart: "192.0.2.50", rangeEnd: "192.0.2.40" })),
+    "RangeStart 192.0.2.50 not in network 192.0.2.0/24",
+  );
+  assert.is(
+    rangeString(r({ subnet: "192.0.2.0/24", rangeStart: "192.0.2.40", rangeEnd: "192.0.2.50" })),
+    "192.0.2.40-192.0.2.50",
+  );
 });
 range("22: overlap rules", () => {
   const o = (a: Record<string, unknown>, b: Record<string, unknown>) => rangesOverlap(r(a), r(b));
@@ -81,16 +124,27 @@ range("22: overlap rules", () => {
   assert.not.ok(o({ subnet: "10.0.0.0/24" }, { subnet: "2001:db8::/64" }));
   assert.ok(o({ subnet: "10.0.0.0/24" }, { subnet: "10.0.0.0/24" }));
   assert.ok(o({ subnet: "10.0.0.0/20" }, { subnet: "10.0.2.0/24" }));
-  assert.not.ok(o({ subnet: "10.0.0.0/24", rangeEnd: "10.0.0.127" }, { subnet: "10.0.0.0/24", rangeStart: "10.0.0.128" }));
+  assert.not.ok(
+    o({ subnet: "10.0.0.0/24", rangeEnd: "10.0.0.127" }, { subnet: "10.0.0.0/24", rangeStart: "10.0.0.128" }),
+  );
   assert.ok(o({ subnet: "10.0.0.0/24", rangeEnd: "10.0.0.127" }, { subnet: "10.0.0.0/24", rangeStart: "10.0.0.127" }));
 });
 range("23, 25: range set errors", () => {
-  assert.is(msg(() => canonicalizeRangeSet([])), "empty range set");
-  assert.is(msg(() => canonicalizeRangeSet([{ subnet: "10.0.0.0/24" }, { subnet: "2001:db8::/64" }])), "mixed address families");
+  assert.is(
+    msg(() => canonicalizeRangeSet([])),
+    "empty range set",
+  );
+  assert.is(
+    msg(() => canonicalizeRangeSet([{ subnet: "10.0.0.0/24" }, { subnet: "2001:db8::/64" }])),
+    "mixed address families",
+  );
   assert.is(
     msg(() => canonicalizeRangeSet([{ subnet: "192.168.0.0/20" }, { subnet: "192.168.2.0/24" }])),
     "subnets 192.168.0.1-192.168.15.254 and 192.168.2.1-192.168.2.254 overlap",
   );
-  assert.is(rangeSetString(canonicalizeRangeSet([{ subnet: "192.168.0.0/24" }, { subnet: "172.16.1.0/24" }])), "192.168.0.1-192.168.0.254,172.16.1.1-172.16.1.254");
+  assert.is(
+    rangeSetString(canonicalizeRangeSet([{ subnet: "192.168.0.0/24" }, { subnet: "172.16.1.0/24" }])),
+    "192.168.0.1-192.168.0.254,172.16.1.1-172.16.1.254",
+  );
 });
 range.run();

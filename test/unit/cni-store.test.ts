@@ -20,7 +20,12 @@ test.after.each((ctx) => {
 });
 
 const ip = (s: string) => parseIp(s)!;
-const res = (addr: string, containerId = "c1", ifname = "eth0") => ({ ip: ip(addr), containerId, ifname, rangeSet: "set" });
+const res = (addr: string, containerId = "c1", ifname = "eth0") => ({
+  ip: ip(addr),
+  containerId,
+  ifname,
+  rangeSet: "set",
+});
 
 test("reserve takes an address once and moves the cursor", async ({ store }) => {
   await store.transaction(async () => {
@@ -35,7 +40,7 @@ test("IPv4 and IPv6 keys never collide", async ({ store }) => {
   await store.transaction(async () => {
     assert.ok(await store.reserve(res("10.0.0.1")));
     assert.ok(await store.reserve(res("::a00:1", "c2")));
-    assert.ok(await store.reserve(res("::ffff:a00:2", "c3")) === true);
+    assert.ok((await store.reserve(res("::ffff:a00:2", "c3"))) === true);
   });
 });
 
@@ -55,7 +60,10 @@ test("getById, releaseById (with legacy ID-only records) and listAttachments", a
     await store.reserve(res("10.0.0.3", "a", "eth1"));
     await store.reserve(res("10.0.0.4", "a", ""));
     await store.reserve(res("10.0.0.5", "b", "eth0"));
-    assert.equal((await store.getById({ containerId: "a", ifname: "eth0" })).map((r) => formatIp(r.ip)), ["10.0.0.2"]);
+    assert.equal(
+      (await store.getById({ containerId: "a", ifname: "eth0" })).map((r) => formatIp(r.ip)),
+      ["10.0.0.2"],
+    );
     assert.equal(await store.listAttachments(), [
       { containerId: "a", ifname: "" },
       { containerId: "a", ifname: "eth0" },

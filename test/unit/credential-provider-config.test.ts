@@ -42,7 +42,11 @@ test("region: AWS_REGION, else AWS_DEFAULT_REGION", () => {
 });
 
 test("mirror map: repeatable flags, comma lists, lower-cased sources; target path dropped", () => {
-  const c = load(["--registry-mirror", "Docker.io=123456789012.dkr.ecr.us-east-1.amazonaws.com/dockerhub", "--registry-mirror=quay.io=123456789012.dkr.ecr.us-east-1.amazonaws.com/quay,ghcr.io=public.ecr.aws"]);
+  const c = load([
+    "--registry-mirror",
+    "Docker.io=123456789012.dkr.ecr.us-east-1.amazonaws.com/dockerhub",
+    "--registry-mirror=quay.io=123456789012.dkr.ecr.us-east-1.amazonaws.com/quay,ghcr.io=public.ecr.aws",
+  ]);
   assert.equal(c.mirrors, [
     { source: "docker.io", target: "123456789012.dkr.ecr.us-east-1.amazonaws.com" },
     { source: "quay.io", target: "123456789012.dkr.ecr.us-east-1.amazonaws.com" },
@@ -50,15 +54,27 @@ test("mirror map: repeatable flags, comma lists, lower-cased sources; target pat
   ]);
   assert.equal(mirrorFor(c, "DOCKER.IO")?.source, "docker.io");
   assert.is(mirrorFor(c, "docker.io:443"), undefined, "a registry with a port is another registry");
-  assert.is(load([], { BERTH_REGISTRY_MIRRORS: "docker.io=123456789012.dkr.ecr.us-east-1.amazonaws.com" }).mirrors.length, 1);
+  assert.is(
+    load([], { BERTH_REGISTRY_MIRRORS: "docker.io=123456789012.dkr.ecr.us-east-1.amazonaws.com" }).mirrors.length,
+    1,
+  );
   assert.match(err(["--registry-mirror=docker.io=example.com"]), "example.com is not an ECR registry host");
   assert.match(err(["--registry-mirror==x"]), "expected KEY=VALUE");
 });
 
 test("role map: by host or by account ID; ARNs checked", () => {
-  const c = load([], { BERTH_ROLE_MAP: "123456789012=arn:aws:iam::123456789012:role/a, 210987654321.dkr.ecr.eu-west-1.amazonaws.com=arn:aws-cn:iam::210987654321:role/b" });
-  assert.is(mappedRole(c, "123456789012.dkr.ecr.us-west-2.amazonaws.com", "123456789012"), "arn:aws:iam::123456789012:role/a");
-  assert.is(mappedRole(c, "210987654321.dkr.ecr.eu-west-1.amazonaws.com", "210987654321"), "arn:aws-cn:iam::210987654321:role/b");
+  const c = load([], {
+    BERTH_ROLE_MAP:
+      "123456789012=arn:aws:iam::123456789012:role/a, 210987654321.dkr.ecr.eu-west-1.amazonaws.com=arn:aws-cn:iam::210987654321:role/b",
+  });
+  assert.is(
+    mappedRole(c, "123456789012.dkr.ecr.us-west-2.amazonaws.com", "123456789012"),
+    "arn:aws:iam::123456789012:role/a",
+  );
+  assert.is(
+    mappedRole(c, "210987654321.dkr.ecr.eu-west-1.amazonaws.com", "210987654321"),
+    "arn:aws-cn:iam::210987654321:role/b",
+  );
   assert.is(mappedRole(c, "210987654321.dkr.ecr.us-east-1.amazonaws.com", "210987654321"), undefined);
   assert.match(err(["--role-map=x=arn:aws:s3:::bucket"]), "is not an IAM role ARN");
 });

@@ -1,7 +1,10 @@
 // FIPS and dual-stack API endpoints chosen from the registry host, resolved by the real AWS SDK
 // (its endpoint rules) with a request handler that records the host instead of sending.
 import { ECRClient, GetAuthorizationTokenCommand } from "@aws-sdk/client-ecr";
-import { ECRPUBLICClient, GetAuthorizationTokenCommand as PublicGetAuthorizationTokenCommand } from "@aws-sdk/client-ecr-public";
+import {
+  ECRPUBLICClient,
+  GetAuthorizationTokenCommand as PublicGetAuthorizationTokenCommand,
+} from "@aws-sdk/client-ecr-public";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { loadConfig } from "../../credential-provider/config.ts";
@@ -13,7 +16,10 @@ const test = suite("credential-provider: API endpoints from the host");
 async function apiHost(image: string, env: Record<string, string> = {}): Promise<string> {
   const cfg = loadConfig([], env);
   if (!cfg.ok) throw new Error(cfg.error);
-  const p = planFor({ kind: "CredentialProviderRequest", apiVersion: "credentialprovider.kubelet.k8s.io/v1", image }, cfg.value);
+  const p = planFor(
+    { kind: "CredentialProviderRequest", apiVersion: "credentialprovider.kubelet.k8s.io/v1", image },
+    cfg.value,
+  );
   if (!p.ok) throw new Error(p.error);
   let host = "";
   const requestHandler = {
@@ -22,7 +28,12 @@ async function apiHost(image: string, env: Record<string, string> = {}): Promise
       throw new Error("recorded");
     },
   };
-  const conf = { ...clientConfig(p.plan, env), requestHandler, credentials: { accessKeyId: "AKID", secretAccessKey: "secret" }, maxAttempts: 1 };
+  const conf = {
+    ...clientConfig(p.plan, env),
+    requestHandler,
+    credentials: { accessKeyId: "AKID", secretAccessKey: "secret" },
+    maxAttempts: 1,
+  };
   try {
     if (p.plan.api === "ecr") await new ECRClient(conf).send(new GetAuthorizationTokenCommand({}));
     else await new ECRPUBLICClient(conf).send(new PublicGetAuthorizationTokenCommand({}));
@@ -53,7 +64,14 @@ for (const [image, host] of cases) {
 test("with an endpoint override no FIPS/dual-stack flag is set (the SDK refuses the combination)", () => {
   const cfg = loadConfig([], {});
   if (!cfg.ok) throw new Error(cfg.error);
-  const p = planFor({ kind: "CredentialProviderRequest", apiVersion: "credentialprovider.kubelet.k8s.io/v1", image: "123456789012.dkr-ecr-fips.us-west-2.on.aws/a" }, cfg.value);
+  const p = planFor(
+    {
+      kind: "CredentialProviderRequest",
+      apiVersion: "credentialprovider.kubelet.k8s.io/v1",
+      image: "123456789012.dkr-ecr-fips.us-west-2.on.aws/a",
+    },
+    cfg.value,
+  );
   if (!p.ok) throw new Error(p.error);
   const plain = clientConfig(p.plan, {}) as Record<string, unknown>;
   assert.is(plain.useFipsEndpoint, true);
@@ -68,7 +86,14 @@ test("with an endpoint override no FIPS/dual-stack flag is set (the SDK refuses 
 test("a plain host leaves the SDK's own AWS_USE_FIPS_ENDPOINT setting alone", () => {
   const cfg = loadConfig([], {});
   if (!cfg.ok) throw new Error(cfg.error);
-  const p = planFor({ kind: "CredentialProviderRequest", apiVersion: "credentialprovider.kubelet.k8s.io/v1", image: "123456789012.dkr.ecr.us-west-2.amazonaws.com/a" }, cfg.value);
+  const p = planFor(
+    {
+      kind: "CredentialProviderRequest",
+      apiVersion: "credentialprovider.kubelet.k8s.io/v1",
+      image: "123456789012.dkr.ecr.us-west-2.amazonaws.com/a",
+    },
+    cfg.value,
+  );
   if (!p.ok) throw new Error(p.error);
   const c = clientConfig(p.plan, {}) as Record<string, unknown>;
   assert.not.ok("useFipsEndpoint" in c);

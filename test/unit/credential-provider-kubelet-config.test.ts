@@ -29,7 +29,10 @@ const provider = (o: Record<string, unknown> = {}) => ({
 });
 function check(providers: unknown[]): string[] {
   const f = join(tmp, `c${Math.random()}.json`);
-  writeFileSync(f, JSON.stringify({ apiVersion: "kubelet.config.k8s.io/v1", kind: "CredentialProviderConfig", providers }));
+  writeFileSync(
+    f,
+    JSON.stringify({ apiVersion: "kubelet.config.k8s.io/v1", kind: "CredentialProviderConfig", providers }),
+  );
   return validateConfig(f, parse).errors;
 }
 
@@ -52,7 +55,12 @@ test("at least one provider", () => {
 });
 
 test("names: no '/', no spaces, not . or .., unique", () => {
-  const e = check([provider({ name: "a b" }), provider({ name: ".." }), provider({ name: "x" }), provider({ name: "x" })]).join("\n");
+  const e = check([
+    provider({ name: "a b" }),
+    provider({ name: ".." }),
+    provider({ name: "x" }),
+    provider({ name: "x" }),
+  ]).join("\n");
   assert.match(e, "cannot contain spaces");
   assert.match(e, "cannot be '.' or '..'");
   assert.match(e, 'Duplicate value: "x"');
@@ -68,7 +76,14 @@ test("tokenAttributes: audience, requireServiceAccount and cacheType required; k
       },
     }),
   ]).join("\n");
-  for (const s of ["serviceAccountTokenAudience: Required value", "requireServiceAccount: Required value", 'cacheType: Unsupported value: "Pod"', 'Duplicate value: "a/b"', '"Not Valid": must be a qualified name', "cannot be both required and optional"]) {
+  for (const s of [
+    "serviceAccountTokenAudience: Required value",
+    "requireServiceAccount: Required value",
+    'cacheType: Unsupported value: "Pod"',
+    'Duplicate value: "a/b"',
+    '"Not Valid": must be a qualified name',
+    "cannot be both required and optional",
+  ]) {
     assert.match(e, s);
   }
 });
@@ -81,10 +96,26 @@ test("defaultCacheDuration: required, a Go duration, not negative; 0 is fine", (
 
 test("matchProviders: every provider whose matchImages match, with the pattern", () => {
   const f = join(tmp, "m.json");
-  writeFileSync(f, JSON.stringify({ apiVersion: "kubelet.config.k8s.io/v1", kind: "CredentialProviderConfig", providers: [provider(), provider({ name: "all-aws", matchImages: ["*.*.*.*.amazonaws.com", "x[.dkr.ecr.*.amazonaws.com"] })] }));
+  writeFileSync(
+    f,
+    JSON.stringify({
+      apiVersion: "kubelet.config.k8s.io/v1",
+      kind: "CredentialProviderConfig",
+      providers: [
+        provider(),
+        provider({ name: "all-aws", matchImages: ["*.*.*.*.amazonaws.com", "x[.dkr.ecr.*.amazonaws.com"] }),
+      ],
+    }),
+  );
   const r = validateConfig(f, parse);
   const m = matchProviders(r.providers, "123456789012.dkr.ecr.us-west-2.amazonaws.com/app");
-  assert.equal(m.map((x) => [x.provider.name, x.matchedBy]), [["ecr", ["*.dkr.ecr.*.amazonaws.com"]], ["all-aws", ["*.*.*.*.amazonaws.com"]]]);
+  assert.equal(
+    m.map((x) => [x.provider.name, x.matchedBy]),
+    [
+      ["ecr", ["*.dkr.ecr.*.amazonaws.com"]],
+      ["all-aws", ["*.*.*.*.amazonaws.com"]],
+    ],
+  );
   assert.equal(m[1]?.problems, ["x[.dkr.ecr.*.amazonaws.com: syntax error in pattern"]);
 });
 

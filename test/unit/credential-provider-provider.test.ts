@@ -13,7 +13,12 @@ import type { CredentialProviderRequest } from "../../shared/kubelet/types.ts";
 const test = suite("credential-provider: provider logic");
 const V1 = "credentialprovider.kubelet.k8s.io/v1" as const;
 const HOST = "123456789012.dkr.ecr.us-west-2.amazonaws.com";
-const req = (image: string, extra: Partial<CredentialProviderRequest> = {}): CredentialProviderRequest => ({ kind: "CredentialProviderRequest", apiVersion: V1, image, ...extra });
+const req = (image: string, extra: Partial<CredentialProviderRequest> = {}): CredentialProviderRequest => ({
+  kind: "CredentialProviderRequest",
+  apiVersion: V1,
+  image,
+  ...extra,
+});
 const config = (argv: string[] = [], env: Record<string, string> = {}): Config => {
   const c = loadConfig(argv, env);
   if (!c.ok) throw new Error(c.error);
@@ -47,14 +52,35 @@ function fake(now: { t: number }, behaviour: () => Promise<{ password: string; l
 }
 
 test("identity: annotation > role map > AWS_ECR_ROLE_ARN with a token; role map alone without one", () => {
-  const c = config(["--role-map", `${HOST}=arn:aws:iam::123456789012:role/map`], { AWS_ECR_ROLE_ARN: "arn:aws:iam::123456789012:role/env" });
+  const c = config(["--role-map", `${HOST}=arn:aws:iam::123456789012:role/map`], {
+    AWS_ECR_ROLE_ARN: "arn:aws:iam::123456789012:role/env",
+  });
   const ann = { "eks.amazonaws.com/ecr-role-arn": "arn:aws:iam::123456789012:role/ann" };
-  assert.equal(plan(req(`${HOST}/a`, { serviceAccountToken: "t", serviceAccountAnnotations: ann }), c).identity, { mode: "web-identity", roleArn: "arn:aws:iam::123456789012:role/ann", token: "t" });
-  assert.equal(plan(req(`${HOST}/a`, { serviceAccountToken: "t" }), c).identity, { mode: "web-identity", roleArn: "arn:aws:iam::123456789012:role/map", token: "t" });
-  assert.equal(plan(req("123456789012.dkr.ecr.eu-west-1.amazonaws.com/a", { serviceAccountToken: "t" }), c).identity, { mode: "web-identity", roleArn: "arn:aws:iam::123456789012:role/env", token: "t" });
-  assert.equal(plan(req(`${HOST}/a`), c).identity, { mode: "assume-role", roleArn: "arn:aws:iam::123456789012:role/map" });
+  assert.equal(plan(req(`${HOST}/a`, { serviceAccountToken: "t", serviceAccountAnnotations: ann }), c).identity, {
+    mode: "web-identity",
+    roleArn: "arn:aws:iam::123456789012:role/ann",
+    token: "t",
+  });
+  assert.equal(plan(req(`${HOST}/a`, { serviceAccountToken: "t" }), c).identity, {
+    mode: "web-identity",
+    roleArn: "arn:aws:iam::123456789012:role/map",
+    token: "t",
+  });
+  assert.equal(plan(req("123456789012.dkr.ecr.eu-west-1.amazonaws.com/a", { serviceAccountToken: "t" }), c).identity, {
+    mode: "web-identity",
+    roleArn: "arn:aws:iam::123456789012:role/env",
+    token: "t",
+  });
+  assert.equal(plan(req(`${HOST}/a`), c).identity, {
+    mode: "assume-role",
+    roleArn: "arn:aws:iam::123456789012:role/map",
+  });
   assert.equal(plan(req("123456789012.dkr.ecr.eu-west-1.amazonaws.com/a"), c).identity, { mode: "node" });
-  assert.equal(plan(req(`${HOST}/a`, { serviceAccountToken: "t" })).identity, { mode: "node" }, "token, no role anywhere: node credentials");
+  assert.equal(
+    plan(req(`${HOST}/a`, { serviceAccountToken: "t" })).identity,
+    { mode: "node" },
+    "token, no role anywhere: node credentials",
+  );
 });
 
 test("cache identity: same for every repository of a registry, different per token, per node key, per region", () => {
@@ -62,7 +88,10 @@ test("cache identity: same for every repository of a registry, different per tok
   const k = (r: CredentialProviderRequest, cc: Config = c) => identityKey(plan(r, cc), cc);
   assert.is(k(req(`${HOST}/a`)), k(req(`${HOST}/b/c`)));
   const ann = { "eks.amazonaws.com/ecr-role-arn": "arn:aws:iam::123456789012:role/r" };
-  assert.is.not(k(req(`${HOST}/a`, { serviceAccountToken: "t1", serviceAccountAnnotations: ann })), k(req(`${HOST}/a`, { serviceAccountToken: "t2", serviceAccountAnnotations: ann })));
+  assert.is.not(
+    k(req(`${HOST}/a`, { serviceAccountToken: "t1", serviceAccountAnnotations: ann })),
+    k(req(`${HOST}/a`, { serviceAccountToken: "t2", serviceAccountAnnotations: ann })),
+  );
   assert.is.not(k(req(`${HOST}/a`)), k(req(`${HOST}/a`), config([], { AWS_ACCESS_KEY_ID: "AKIDX" })));
   assert.is.not(k(req("quay.io/a")), k(req("quay.io/a"), config([], { AWS_REGION: "eu-west-1" })));
   assert.match(k(req(`${HOST}/a`)), /^[0-9a-f]{40}$/, "a hash: the file name holds no token");
@@ -124,10 +153,17 @@ test("deadline: a fetch that never settles ends with the timeout message; the si
 test("mirror: the ECR target is asked, the auth key is the image's registry", async () => {
   const now = { t: 1_800_000_000_000 };
   const f = fake(now, async () => ({ password: "pw", life: 3600_000 }));
-  const out = await getCredentials(req("docker.io/library/nginx"), config(["--registry-mirror=docker.io=123456789012.dkr.ecr.us-east-1.amazonaws.com/hub"]), f.deps);
+  const out = await getCredentials(
+    req("docker.io/library/nginx"),
+    config(["--registry-mirror=docker.io=123456789012.dkr.ecr.us-east-1.amazonaws.com/hub"]),
+    f.deps,
+  );
   assert.ok(out.ok);
   assert.equal(out.ok && Object.keys(out.response.auth ?? {}), ["docker.io"]);
-  assert.equal([f.plans[0]?.host, f.plans[0]?.region, f.plans[0]?.api], ["123456789012.dkr.ecr.us-east-1.amazonaws.com", "us-east-1", "ecr"]);
+  assert.equal(
+    [f.plans[0]?.host, f.plans[0]?.region, f.plans[0]?.api],
+    ["123456789012.dkr.ecr.us-east-1.amazonaws.com", "us-east-1", "ecr"],
+  );
 });
 
 test.run();

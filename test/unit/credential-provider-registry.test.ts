@@ -52,7 +52,11 @@ test("image -> registry (auth key) and hostname (port dropped), tag and digest i
     registry: "123456789012.dkr.ecr.us-west-2.amazonaws.com",
     repository: "public.ecr.aws/foo",
   });
-  assert.equal(p("registry.local:5000/a/b@sha256:abc"), { hostname: "registry.local", registry: "registry.local:5000", repository: "a/b" });
+  assert.equal(p("registry.local:5000/a/b@sha256:abc"), {
+    hostname: "registry.local",
+    registry: "registry.local:5000",
+    repository: "a/b",
+  });
   assert.equal(p("[::1]:5000/a"), { hostname: "::1", registry: "[::1]:5000", repository: "a" });
   assert.equal(p("foobar"), { hostname: "foobar", registry: "foobar", repository: "" });
   const e = (s: string) => {

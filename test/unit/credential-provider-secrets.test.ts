@@ -20,7 +20,10 @@ test("JWTs and secret-looking fields are replaced even when unknown; ordinary wo
   assert.is(redact('{"SecretAccessKey":"abc123"}'), '{"SecretAccessKey":"[REDACTED]"}');
   assert.is(redact("<SessionToken>zzz</SessionToken>"), "<SessionToken>[REDACTED]</SessionToken>");
   assert.is(redact("password=hunter2&x=1"), "password=[REDACTED]&x=1");
-  assert.is(redact("error parsing username and password from authorization token"), "error parsing username and password from authorization token");
+  assert.is(
+    redact("error parsing username and password from authorization token"),
+    "error parsing username and password from authorization token",
+  );
 });
 
 test("safeLine: one line", () => {
@@ -32,11 +35,20 @@ test("cache files: 0600 whatever the umask, atomic, unreadable entries ignored",
   const old = process.umask(0o000);
   try {
     const key = cacheKey({ a: "b" });
-    assert.is(writeCache(join(dir, "sub"), key, { registry: "r", username: "AWS", password: "pw", expiresAt: 2, fetchedAt: 1 }), undefined);
+    assert.is(
+      writeCache(join(dir, "sub"), key, { registry: "r", username: "AWS", password: "pw", expiresAt: 2, fetchedAt: 1 }),
+      undefined,
+    );
     const file = join(dir, "sub", `${key}.json`);
     assert.is(statSync(file).mode & 0o777, 0o600);
     assert.is(statSync(join(dir, "sub")).mode & 0o777, 0o700);
-    assert.equal(readCache(join(dir, "sub"), key), { registry: "r", username: "AWS", password: "pw", expiresAt: 2, fetchedAt: 1 });
+    assert.equal(readCache(join(dir, "sub"), key), {
+      registry: "r",
+      username: "AWS",
+      password: "pw",
+      expiresAt: 2,
+      fetchedAt: 1,
+    });
     assert.ok(JSON.parse(readFileSync(file, "utf8")));
     assert.is(readCache(join(dir, "sub"), cacheKey({ a: "c" })), undefined);
   } finally {

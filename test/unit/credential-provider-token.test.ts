@@ -12,7 +12,10 @@ test("the three anchor errors and the parse error", () => {
   assert.is(e(tokenFromEcrOutput({})), "authorization data was empty");
   assert.is(e(tokenFromEcrOutput({ authorizationData: [] })), "authorization data was empty");
   assert.is(e(tokenFromEcrOutput({ authorizationData: [{}] })), "authorization token in response was nil");
-  assert.is(e(tokenFromEcrOutput({ authorizationData: [{ authorizationToken: b64("foo") }] })), "error parsing username and password from authorization token");
+  assert.is(
+    e(tokenFromEcrOutput({ authorizationData: [{ authorizationToken: b64("foo") }] })),
+    "error parsing username and password from authorization token",
+  );
   assert.is(e(tokenFromEcrPublicOutput(null)), "response output from ECR was nil");
   assert.is(e(tokenFromEcrPublicOutput({})), "authorization data was empty");
   assert.is(e(tokenFromEcrPublicOutput({ authorizationData: {} })), "authorization token in response was nil");
@@ -20,7 +23,9 @@ test("the three anchor errors and the parse error", () => {
 
 test("first entry used, split on the first colon, expiry kept", () => {
   const exp = new Date(Date.UTC(2030, 0, 1));
-  const r = tokenFromEcrOutput({ authorizationData: [{ authorizationToken: b64("AWS:a:b"), expiresAt: exp }, { authorizationToken: b64("X:y") }] });
+  const r = tokenFromEcrOutput({
+    authorizationData: [{ authorizationToken: b64("AWS:a:b"), expiresAt: exp }, { authorizationToken: b64("X:y") }],
+  });
   assert.equal(r, { ok: true, value: { username: "AWS", password: "a:b", expiresAt: exp.getTime() } });
   const p = tokenFromEcrPublicOutput({ authorizationData: { authorizationToken: b64("AWS:pw") } });
   assert.equal(p, { ok: true, value: { username: "AWS", password: "pw", expiresAt: undefined } });

@@ -7,7 +7,8 @@ import { API_VERSIONS } from "../../shared/kubelet/types.ts";
 
 const test = suite("kubelet: request/response codec");
 const V1 = "credentialprovider.kubelet.k8s.io/v1" as const;
-const req = (o: Record<string, unknown>) => JSON.stringify({ kind: "CredentialProviderRequest", apiVersion: V1, image: "a.io/b", ...o });
+const req = (o: Record<string, unknown>) =>
+  JSON.stringify({ kind: "CredentialProviderRequest", apiVersion: V1, image: "a.io/b", ...o });
 
 test("decodes every apiVersion; keeps service-account fields only for v1", () => {
   for (const v of API_VERSIONS) {
@@ -42,8 +43,14 @@ test("anchor order and messages: apiVersion, then kind, then image", () => {
   assert.is(e(req({ image: "" })), "image in plugin request was empty");
   assert.match(e("{"), /^error decoding credential provider request: /);
   assert.match(e("null"), /got a JSON null/);
-  assert.match(e(req({ serviceAccountAnnotations: { a: 1 } })), /cannot unmarshal number into Go struct field CredentialProviderRequest.serviceAccountAnnotations of type string/);
-  assert.match(e(req({ serviceAccountAnnotations: [] })), /cannot unmarshal array into Go struct field CredentialProviderRequest.serviceAccountAnnotations of type map\[string\]string/);
+  assert.match(
+    e(req({ serviceAccountAnnotations: { a: 1 } })),
+    /cannot unmarshal number into Go struct field CredentialProviderRequest.serviceAccountAnnotations of type string/,
+  );
+  assert.match(
+    e(req({ serviceAccountAnnotations: [] })),
+    /cannot unmarshal array into Go struct field CredentialProviderRequest.serviceAccountAnnotations of type map\[string\]string/,
+  );
   assert.not.match(e("{\n"), /\n/, "one line");
 });
 
@@ -55,10 +62,16 @@ test("field names are case-sensitive: 'Image' is not 'image'", () => {
 test("encodeResponse: only the kubelet's fields, stable order, auth entries copied down to username/password", () => {
   const auth = { "a.io": { username: "u", password: "p", extra: "x" } };
   const text = encodeResponse(makeResponse(V1, { cacheKeyType: "Registry", cacheDuration: "6h0m0s", auth }));
-  assert.is(text, '{"kind":"CredentialProviderResponse","apiVersion":"credentialprovider.kubelet.k8s.io/v1","cacheKeyType":"Registry","cacheDuration":"6h0m0s","auth":{"a.io":{"username":"u","password":"p"}}}\n');
+  assert.is(
+    text,
+    '{"kind":"CredentialProviderResponse","apiVersion":"credentialprovider.kubelet.k8s.io/v1","cacheKeyType":"Registry","cacheDuration":"6h0m0s","auth":{"a.io":{"username":"u","password":"p"}}}\n',
+  );
   assert.ok(decodeResponseStrict(text, V1).ok);
   const minimal = encodeResponse(makeResponse(V1, { cacheKeyType: "Global" }));
-  assert.is(minimal, '{"kind":"CredentialProviderResponse","apiVersion":"credentialprovider.kubelet.k8s.io/v1","cacheKeyType":"Global"}\n');
+  assert.is(
+    minimal,
+    '{"kind":"CredentialProviderResponse","apiVersion":"credentialprovider.kubelet.k8s.io/v1","cacheKeyType":"Global"}\n',
+  );
 });
 
 test("decodeResponseStrict refuses what the kubelet refuses", () => {
@@ -68,7 +81,10 @@ test("decodeResponseStrict refuses what the kubelet refuses", () => {
     return d.ok ? "" : d.error;
   };
   assert.is(e(base), "");
-  assert.match(e({ ...base, extra: 1 }), /^error decoding credential provider plugin response from stdout: unknown field "extra"/);
+  assert.match(
+    e({ ...base, extra: 1 }),
+    /^error decoding credential provider plugin response from stdout: unknown field "extra"/,
+  );
   assert.match(e({ ...base, CacheKeyType: "Registry" }), /unknown field "CacheKeyType"/);
   assert.match(e({ ...base, auth: { a: { username: "u", password: "p", email: "e" } } }), /unknown field "auth.email"/);
   assert.match(e({ ...base, cacheDuration: "6 hours" }), /time: unknown unit/);

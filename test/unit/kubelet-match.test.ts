@@ -47,7 +47,7 @@ test("filepath.Match: ?, classes, ranges, negation with ^, escapes, and bad patt
   assert.ok(!bad.ok);
 });
 
-test("parseSchemelessURL: what url.Parse(\"https://\"+s) refuses", () => {
+test('parseSchemelessURL: what url.Parse("https://"+s) refuses', () => {
   assert.ok(parseSchemelessURL("*.dkr.ecr.*.amazonaws.com").ok);
   assert.ok(parseSchemelessURL("[::1]:5000/x").ok);
   const e = (s: string) => {
