@@ -168,7 +168,7 @@ async function main(): Promise<void> {
         `DEL at 60,000 / empty DEL = ${(fullDel.median / emptyDel.median).toFixed(2)}`,
       `Target: berth empty ADD / node -e 0 = ${(berthEmpty.median / node.median).toFixed(2)} (<= 1.25: ${verdict(berthEmpty.median / node.median <= 1.25)})`,
     );
-    process.stdout.write(lines.join("\n") + "\n");
+    process.stdout.write(`${lines.join("\n")}\n`);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

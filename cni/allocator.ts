@@ -15,7 +15,8 @@ type Segment = { range: Range; lo: bigint; hi: bigint };
 /** host-local's iterator order as segments: after the cursor to the end, the other ranges, then back to the cursor. */
 export function walkOrder(set: RangeSet, cursor: Ip | undefined): Segment[] {
   const full = (r: Range): Segment => ({ range: r, lo: r.rangeStart.value, hi: r.rangeEnd.value });
-  const at = cursor ? set.findIndex((r) => r === rangeFor(set, cursor)) : -1;
+  const current = cursor ? rangeFor(set, cursor) : undefined;
+  const at = current ? set.indexOf(current) : -1;
   if (!cursor || at < 0) return set.map(full);
   const here = set[at]!;
   const out: Segment[] = [];

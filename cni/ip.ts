@@ -30,7 +30,7 @@ function parseV6(s: string): bigint | undefined {
   if (s.includes(".")) {
     v4Tail = parseV4(s.slice(lastColon + 1));
     if (v4Tail === undefined) return undefined;
-    tail = s.slice(0, lastColon + 1) + "0:0"; // stand-in groups, replaced below
+    tail = `${s.slice(0, lastColon + 1)}0:0`; // stand-in groups, replaced below
   }
   const halves = tail.split("::");
   if (halves.length > 2) return undefined;

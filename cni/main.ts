@@ -9,7 +9,7 @@ import { commands } from "./commands.ts";
 process.umask(0o077);
 
 if (process.argv.includes("--version")) {
-  writeStdout(versionLine("berth-ipam") + "\n");
+  writeStdout(`${versionLine("berth-ipam")}\n`);
 } else {
   runCni(commands, { about: `CNI ${versionLine("berth-ipam")}` }).then((code) => {
     process.exitCode = code;

@@ -13,16 +13,16 @@ export function parseResolvConf(text: string): Dns {
     const [key, first, ...rest] = fields as [string, string, ...string[]];
     switch (key) {
       case "nameserver":
-        (dns.nameservers ??= []).push(first);
+        dns.nameservers = [...(dns.nameservers ?? []), first];
         break;
       case "domain":
         dns.domain = first; // the last one wins
         break;
       case "search":
-        (dns.search ??= []).push(first, ...rest);
+        dns.search = [...(dns.search ?? []), first, ...rest];
         break;
       case "options":
-        (dns.options ??= []).push(first, ...rest);
+        dns.options = [...(dns.options ?? []), first, ...rest];
         break;
     }
   }

@@ -64,13 +64,13 @@ async function getCredentialsCommand(
   const p = outcome.plan;
   writeStdout(`${JSON.stringify(shown, null, 2)}\n`);
   writeStderr(
-    [
+    `${[
       `source: ${outcome.source}`,
       `api: ${p.api} in ${p.region ?? "the default region"}${p.fips ? ", FIPS endpoint" : ""}${p.dualStack ? ", dual-stack endpoint" : ""}`,
       `registry asked: ${p.host}`,
       `identity: ${p.identity.mode === "node" ? "node credentials" : `${p.identity.mode} ${p.identity.roleArn}`}`,
       `kubelet would accept the response: ${check.ok ? "yes" : `no (${check.error})`}`,
-    ].join("\n") + "\n",
+    ].join("\n")}\n`,
   );
   return check.ok ? 0 : 1;
 }

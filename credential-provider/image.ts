@@ -16,6 +16,7 @@ export function parseImage(image: string): ImageParse {
   // The anchor: url.Parse("https://" + image), error "error parsing image reference %s: %v".
   const fail = (why: string): ImageParse => ({ ok: false, error: `error parsing image reference ${image}: ${why}` });
   if (image === "") return { ok: false, error: "image in plugin request was empty" };
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: Go's net/url refuses exactly these bytes
   if (/[\x00-\x20\x7f]/.test(image)) return fail(`parse "https://${image}": net/url: invalid control character in URL`);
   const slash = image.indexOf("/");
   const registry = slash >= 0 ? image.slice(0, slash) : image;

@@ -131,9 +131,12 @@ function validateDocument(doc: unknown, file: string, providers: Provider[], err
   if (doc.providers !== undefined && doc.providers !== null && !Array.isArray(doc.providers))
     return void errors.push(`${file}: providers: must be a list`);
   const list = (doc.providers as unknown[] | undefined) ?? [];
-  list.forEach((p, index) => {
+  for (const [index, p] of list.entries()) {
     const path = `${file}: providers[${index}]`;
-    if (!isObj(p)) return void errors.push(`${path}: must be an object`);
+    if (!isObj(p)) {
+      errors.push(`${path}: must be an object`);
+      continue;
+    }
     unknownFields(p, PROVIDER_FIELDS, path, errors);
     const name = typeof p.name === "string" ? p.name : "";
     if (name === "") errors.push(`${path}.name: Required value`);
@@ -181,12 +184,15 @@ function validateDocument(doc: unknown, file: string, providers: Provider[], err
     if (p.env !== undefined && p.env !== null) {
       if (!Array.isArray(p.env)) errors.push(`${path}.env: must be a list`);
       else
-        p.env.forEach((e: unknown, i: number) => {
-          if (!isObj(e)) return void errors.push(`${path}.env[${i}]: must be an object`);
+        for (const [i, e] of (p.env as unknown[]).entries()) {
+          if (!isObj(e)) {
+            errors.push(`${path}.env[${i}]: must be an object`);
+            continue;
+          }
           unknownFields(e, ["name", "value"], `${path}.env[${i}]`, errors);
           if (typeof e.name !== "string" || e.name === "") errors.push(`${path}.env[${i}].name: Required value`);
           else env.push({ name: e.name, value: typeof e.value === "string" ? e.value : "" });
-        });
+        }
     }
     if (p.tokenAttributes !== undefined && p.tokenAttributes !== null)
       validateTokenAttributes(p.tokenAttributes, apiVersion, `${path}.tokenAttributes`, errors);
@@ -201,7 +207,7 @@ function validateDocument(doc: unknown, file: string, providers: Provider[], err
       env,
       hasTokenAttributes: p.tokenAttributes != null,
     });
-  });
+  }
 }
 
 export type ParseDoc = (text: string, file: string) => { ok: true; value: unknown } | { ok: false; error: string };

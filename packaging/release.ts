@@ -34,7 +34,7 @@ const root = resolve(import.meta.dirname, "..");
 const here = import.meta.dirname;
 
 /** Kubernetes and Debian name architectures this way (amd64, arm64), and so do container images. */
-const ELF_MACHINES: Record<number, string> = { 0x3e: "amd64", 0xb7: "arm64" };
+const ELF_MACHINES: Record<number, string> = { 62: "amd64", 183: "arm64" };
 
 /** The architecture a binary was built for, read from its ELF header (e_machine), not assumed from the host. */
 export function elfArch(file: string): string {

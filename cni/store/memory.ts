@@ -20,9 +20,9 @@ export function memoryStore(initial: Reservation[] = []): MemoryStore {
         return await fn();
       } catch (e) {
         reservations.clear();
-        saved.r.forEach((v, k) => reservations.set(k, v));
+        for (const [k, v] of saved.r) reservations.set(k, v);
         cursors.clear();
-        saved.c.forEach((v, k) => cursors.set(k, v));
+        for (const [k, v] of saved.c) cursors.set(k, v);
         throw e;
       }
     },

@@ -90,7 +90,10 @@ export function openSqliteStore(networkDir: string, create: boolean): SqliteStor
   const stmt = new Map<string, StatementSync>();
   const q = (sql: string): StatementSync => {
     let s = stmt.get(sql);
-    if (!s) stmt.set(sql, (s = db.prepare(sql)));
+    if (!s) {
+      s = db.prepare(sql);
+      stmt.set(sql, s);
+    }
     return s;
   };
   let imported = false;

@@ -2,7 +2,7 @@
 // does. It validates the environment, decodes stdin, checks the network name, negotiates the
 // version, calls one command, and prints exactly one thing: the result, or the error JSON.
 import { readStdin, writeStderr, writeStdout } from "../io.ts";
-import { CniError, decodingFailure, incompatibleVersion, invalidConfig, toCniError } from "./errors.ts";
+import { type CniError, decodingFailure, incompatibleVersion, invalidConfig, toCniError } from "./errors.ts";
 import { isValidName, parseEnv, type CniEnv } from "./env.ts";
 import { renderResult, type IpamResult, type JsonObject } from "./result.ts";
 import {
@@ -44,7 +44,7 @@ export type RunOptions = {
 function errorJson(version: string, e: CniError): string {
   const out: JsonObject = { cniVersion: version, code: e.code, msg: e.message };
   if (e.details) out.details = e.details;
-  return JSON.stringify(out) + "\n";
+  return `${JSON.stringify(out)}\n`;
 }
 
 function decodeConfig(text: string): JsonObject {
@@ -92,7 +92,7 @@ async function dispatch(handlers: CniHandlers, env: CniEnv, text: string, state:
     } catch {
       // no usable input: answer with the newest version
     }
-    return JSON.stringify({ cniVersion: asked, supportedVersions: SUPPORTED_VERSIONS }) + "\n";
+    return `${JSON.stringify({ cniVersion: asked, supportedVersions: SUPPORTED_VERSIONS })}\n`;
   }
   const config = decodeConfig(text);
   const v = configVersion(config);
@@ -110,7 +110,7 @@ async function dispatch(handlers: CniHandlers, env: CniEnv, text: string, state:
   const req: CniRequest = { env, version: v, config, name };
   switch (env.command) {
     case "ADD":
-      return JSON.stringify(renderResult(v, await handlers.add(req))) + "\n";
+      return `${JSON.stringify(renderResult(v, await handlers.add(req)))}\n`;
     case "DEL":
       await handlers.del(req);
       return "";

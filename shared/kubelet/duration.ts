@@ -15,7 +15,7 @@ function frac(v: bigint, unit: bigint): string {
   const rem = v % unit;
   if (rem === 0n) return "";
   const width = unit.toString().length - 1;
-  return "." + rem.toString().padStart(width, "0").replace(/0+$/, "");
+  return `.${rem.toString().padStart(width, "0").replace(/0+$/, "")}`;
 }
 
 export function formatGoDuration(ns: bigint): string {

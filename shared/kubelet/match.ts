@@ -23,6 +23,7 @@ function unescapePath(p: string): Parsed<string> {
 /** url.Parse("https://" + s) as the kubelet does it, reduced to what matching uses. */
 export function parseSchemelessURL(s: string): Parsed<SchemelessURL> {
   const fail = (why: string): Parsed<SchemelessURL> => ({ ok: false, error: `parse "https://${s}": ${why}` });
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: Go's net/url refuses exactly these bytes
   if (/[\x00-\x1f\x7f]/.test(s)) return fail("net/url: invalid control character in URL");
   let rest = s;
   const hash = rest.indexOf("#");

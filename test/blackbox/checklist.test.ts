@@ -5,14 +5,13 @@
 import * as assert from "uvu/assert";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { addresses, cni, netconf, suiteWithDir, type DirCtx } from "../helpers/cni.ts";
+import { addresses, cni, netconf, suiteWithDir } from "../helpers/cni.ts";
 import { underTestIsReference } from "../helpers/peers.ts";
 
 const REF = underTestIsReference();
 /** host-local reports every error as a plain Go error (999); berth uses the spec's code 7 for config. */
 const CONFIG_ERROR = REF ? 999 : 7;
 
-type Ctx = DirCtx;
 const test = suiteWithDir("host-local checklist");
 
 const ok = (r: { code: number; stdout: string; stderr: string }) =>

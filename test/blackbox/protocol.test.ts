@@ -1,12 +1,11 @@
 // The CNI protocol as the skel owns it (SPEC.md "Parameters", "Error codes", "Version"): env
 // validation, decoding, version negotiation, result shapes per version, errors on stdout only.
 import * as assert from "uvu/assert";
-import { addresses, cni, netconf, snapshot, suiteWithDir, type DirCtx } from "../helpers/cni.ts";
+import { addresses, cni, netconf, snapshot, suiteWithDir } from "../helpers/cni.ts";
 import { underTestIsReference } from "../helpers/peers.ts";
 
 const REF = underTestIsReference();
 
-type Ctx = DirCtx;
 const test = suiteWithDir("protocol");
 
 /** An error the spec's way: exit 1, one JSON object on stdout with code and msg, nothing else there. */

@@ -94,9 +94,11 @@ function tokenReply(res: ServerResponse, reply: TokenReply, publicShape: boolean
     case "hang":
       return; // never answer: the caller's timeout must fire
     case "raw":
-      return sendJson(res, reply.status, reply.body);
+      sendJson(res, reply.status, reply.body);
+      return;
     case "error":
-      return sendJson(res, reply.status, { __type: reply.type, message: reply.message }, reply.type);
+      sendJson(res, reply.status, { __type: reply.type, message: reply.message }, reply.type);
+      return;
     case "token": {
       const data: Record<string, unknown> = {
         authorizationToken: Buffer.from(`${reply.username ?? "AWS"}:${reply.password}`).toString("base64"),
@@ -104,7 +106,8 @@ function tokenReply(res: ServerResponse, reply: TokenReply, publicShape: boolean
       const expiresIn = reply.expiresIn === undefined ? 12 * 3600 : reply.expiresIn;
       if (expiresIn !== null) data.expiresAt = Math.floor(Date.now() / 1000) + expiresIn;
       if (!publicShape) data.proxyEndpoint = "https://123456789012.dkr.ecr.us-west-2.amazonaws.com";
-      return sendJson(res, 200, { authorizationData: publicShape ? data : [data] });
+      sendJson(res, 200, { authorizationData: publicShape ? data : [data] });
+      return;
     }
   }
 }

@@ -197,7 +197,7 @@ export async function runCni(plugin: string, call: CniCall): Promise<CniReply> {
   const file = call.inNs ? IP : plugin;
   const args = call.inNs ? ["netns", "exec", call.inNs, plugin] : [];
   const r = await execBinary(file, { args, env: cniEnv(call), stdin: JSON.stringify(call.config) });
-  let json: unknown = undefined;
+  let json: unknown;
   const text = r.stdout.trim();
   if (text) {
     try {

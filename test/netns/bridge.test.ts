@@ -338,9 +338,9 @@ it("concurrent ADDs through bridge: distinct addresses, each on its own containe
     return resultOf(r).ips?.[0]?.address ?? "";
   });
   assert.is(new Set(got).size, got.length, `duplicates: ${got.join(" ")}`);
-  cs.forEach((c, i) => assert.equal(globalAddresses(c.ns, "eth0"), [got[i]]));
+  for (const [i, c] of cs.entries()) assert.equal(globalAddresses(c.ns, "eth0"), [got[i]]);
   const dels = await Promise.all(cs.map((c, i) => bridge(l, "DEL", c, conf, { prevResult: rs[i]?.json })));
-  dels.forEach((r, i) => ok(r, `DEL c${i + 1}`));
+  for (const [i, r] of dels.entries()) ok(r, `DEL c${i + 1}`);
   assert.is(links(l.host, "type", "veth").length, 1, "only c0's veth is left");
 });
 

@@ -90,7 +90,7 @@ test("installs every program where it belongs, mode 0755, byte-identical to the 
   assert.is(r.code, 0, r.stderr);
   const files = snapshot(root).filter((e) => e.type === "file");
   assert.equal(
-    files.map((f) => "/" + f.path),
+    files.map((f) => `/${f.path}`),
     PROGRAM_NAMES.map((p) => DEST[p]!).sort(),
     "exactly the programs, nothing else (no temp file left)",
   );
@@ -252,7 +252,7 @@ test("--uninstall removes the programs and unmodified configs, keeps edited ones
   assert.is(r.code, 0, r.stderr);
   const files = snapshot(root)
     .filter((e) => e.type === "file")
-    .map((e) => "/" + e.path);
+    .map((e) => `/${e.path}`);
   assert.equal(files, [KUBELET_CONFIG_PATH]);
   assert.match(r.stdout, `kept ${join(root, KUBELET_CONFIG_PATH)} (modified)`);
   assert.ok(existsSync(join(root, DEFAULT_CNI_BIN_DIR)), "/opt/cni/bin belongs to every plugin: kept");

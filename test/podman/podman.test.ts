@@ -157,7 +157,7 @@ function writeConfigs(): void {
       'network_backend = "cni"',
       `cni_plugin_dirs = ["${join(dir, "cni-bin")}", "${REFERENCE_DIR}"]`,
       `network_config_dir = "${join(dir, "cni-conf")}"`,
-      'default_network = "' + NETWORK + '"',
+      `default_network = "${NETWORK}"`,
       "[engine]",
       `runtime = "${RUNTIME}"`,
       'cgroup_manager = "cgroupfs"',

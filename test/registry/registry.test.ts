@@ -65,7 +65,7 @@ function writeOciLayout(dir: string): void {
   header.write("0000644\0", 100);
   header.write("0000000\0", 108);
   header.write("0000000\0", 116);
-  header.write(content.length.toString(8).padStart(11, "0") + "\0", 124);
+  header.write(`${content.length.toString(8).padStart(11, "0")}\0`, 124);
   header.write("00000000000\0", 136);
   header.write("        ", 148);
   header.write("0", 156);
@@ -73,7 +73,7 @@ function writeOciLayout(dir: string): void {
   header.write("00", 263);
   let sum = 0;
   for (const b of header) sum += b;
-  header.write(sum.toString(8).padStart(6, "0") + "\0 ", 148);
+  header.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148);
   const body = Buffer.alloc(Math.ceil(content.length / 512) * 512);
   content.copy(body);
   const layer = put(Buffer.concat([header, body, Buffer.alloc(1024)]));

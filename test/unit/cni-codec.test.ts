@@ -2,7 +2,7 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { parseEnv, validateIfname } from "../../shared/cni/env.ts";
-import { CniError, toCniError } from "../../shared/cni/errors.ts";
+import { type CniError, toCniError } from "../../shared/cni/errors.ts";
 import { compareVersions, isSupported, supportedListText } from "../../shared/cni/version.ts";
 import { prevResultAddresses, renderResult, type IpamResult } from "../../shared/cni/result.ts";
 
