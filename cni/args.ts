@@ -1,7 +1,7 @@
 // Requested addresses, from the three places a runtime may put them (host-local's order):
 // CNI_ARGS IP=, args.cni.ips, runtimeConfig.ips. A prefix after the address is ignored.
 import { invalidConfig, invalidEnv } from "../shared/cni/errors.ts";
-import type { JsonObject } from "../shared/cni/result.ts";
+import type { JsonObject } from "../shared/json.ts";
 import { parseIpOrCidr, type Ip } from "./ip.ts";
 
 // Go's types.UnmarshallableBool accepts these spellings.

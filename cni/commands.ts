@@ -2,7 +2,8 @@
 // network name and the version; each command here reads like the spec's description of it.
 import type { CniHandlers, CniRequest } from "../shared/cni/dispatch.ts";
 import { CniError, ErrorCode, internal, invalidConfig, notAvailable, unknownContainer } from "../shared/cni/errors.ts";
-import { prevResultAddresses, type IpamResult, type IpConfig, type JsonObject } from "../shared/cni/result.ts";
+import { prevResultAddresses, type IpamResult, type IpConfig } from "../shared/cni/result.ts";
+import type { JsonObject } from "../shared/json.ts";
 import { allocate, nextFree } from "./allocator.ts";
 import { dataDirOf, loadIpamConfig, type IpamConfig } from "./config.ts";
 import { formatIp, ipEq, parseIp, type Ip } from "./ip.ts";

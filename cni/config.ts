@@ -2,7 +2,8 @@
 // (plugins/ipam/host-local/backend/allocator/config.go), plus berth's `exclude`.
 import { invalidConfig } from "../shared/cni/errors.ts";
 import type { CniRequest } from "../shared/cni/dispatch.ts";
-import type { JsonObject, Route } from "../shared/cni/result.ts";
+import type { Route } from "../shared/cni/result.ts";
+import type { JsonObject } from "../shared/json.ts";
 import { atLeast } from "../shared/cni/version.ts";
 import { formatCidr, formatIp, lastOf, networkOf, parseCidr, parseIp, type Ip } from "./ip.ts";
 import { canonicalizeRangeSet, familyOf, rangeSetsOverlap, type RangeSet } from "./range-set.ts";

@@ -4,7 +4,8 @@
 import { readStdin, writeStderr, writeStdout } from "../io.ts";
 import { type CniError, decodingFailure, incompatibleVersion, invalidConfig, toCniError } from "./errors.ts";
 import { isValidName, parseEnv, type CniEnv } from "./env.ts";
-import { renderResult, type IpamResult, type JsonObject } from "./result.ts";
+import type { JsonObject } from "../json.ts";
+import { renderResult, type IpamResult } from "./result.ts";
 import {
   atLeast,
   isSupported,

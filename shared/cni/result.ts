@@ -2,6 +2,7 @@
 // Field names and omitempty rules follow the Go types (types/020, types/040, types/100),
 // which is what libcni and every runtime parse.
 import { atLeast, type CniVersion } from "./version.ts";
+import type { JsonObject } from "../json.ts";
 import { internal } from "./errors.ts";
 
 export type Route = {
@@ -32,8 +33,6 @@ export type IpamResult = {
   routes: Route[];
   dns: Dns;
 };
-
-export type JsonObject = { [k: string]: unknown };
 
 const isV4Cidr = (cidr: string): boolean => !cidr.includes(":");
 
