@@ -10,8 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { IPAM_PLUGIN } from "../test/helpers/exec.ts";
 import { formatIp } from "../cni/ip.ts";
-import { canonicalizeRangeSet, rangeSetString } from "../cni/range-set.ts";
-import { openSqliteStore } from "../cni/store/sqlite.ts";
+import { canonicalizeRanges, rangeSet } from "../cni/range-set.ts";
+import { createSqliteStore } from "../cni/store/sqlite.ts";
 import { stats } from "./stats.ts";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 30);
@@ -53,14 +53,14 @@ const del = (p: Pool, id: string) => run(pluginFile(p), [], cniEnv("DEL", id), c
 /** The /16's first n usable addresses, allocated the way n ADDs would leave them. */
 async function fill(p: Pool, n: number): Promise<void> {
   if (n === 0) return;
-  const set = canonicalizeRangeSet([{ subnet: SUBNET }]);
-  const base = set[0]!.rangeStart.value + 1n; // .0.1 is the gateway
+  const set = rangeSet(canonicalizeRanges([{ subnet: SUBNET }]));
+  const base = set.ranges[0].rangeStart.value + 1n; // .0.1 is the gateway
   const ips = Array.from({ length: n }, (_, i) => ({ family: 4 as const, value: base + BigInt(i) }));
   if (p.plugin === "berth") {
-    const store = openSqliteStore(join(p.dir, "benchnet"), true)!;
+    const store = createSqliteStore(join(p.dir, "benchnet"));
     await store.transaction(async () => {
       for (const [i, ip] of ips.entries())
-        await store.reserve({ ip, containerId: `fill${i}`, ifname: "eth0", rangeSet: rangeSetString(set) });
+        await store.reserve({ ip, containerId: `fill${i}`, ifname: "eth0", rangeSet: set.key });
     });
     store.close();
   } else {

@@ -4,22 +4,28 @@ import type { CniHandlers, CniRequest } from "../shared/cni/dispatch.ts";
 import { CniError, ErrorCode, internal, invalidConfig, notAvailable, unknownContainer } from "../shared/cni/errors.ts";
 import { prevResultAddresses, type IpamResult, type IpConfig } from "../shared/cni/result.ts";
 import type { JsonObject } from "../shared/json.ts";
-import { allocate, nextFree } from "./allocator.ts";
+import { allocate } from "./allocator.ts";
 import { dataDirOf, loadIpamConfig, type IpamConfig } from "./config.ts";
 import { formatIp, ipEq, parseIp, type Ip } from "./ip.ts";
-import { rangeSetContains, rangeSetString } from "./range-set.ts";
+import { rangeSetContains, walkOrder } from "./range-set.ts";
 import { readResolvConf } from "./resolv-conf.ts";
-import { withStore, type OpenStore } from "./store/open.ts";
-import type { Attachment } from "./store/store.ts";
+import type { StoreLocation } from "./store/open.ts";
+import type { Attachment, Store } from "./store/store.ts";
+import { withExistingStore, withStore } from "./with-store.ts";
 
 const attachment = (req: CniRequest): Attachment => ({ containerId: req.env.containerId, ifname: req.env.ifname });
+/** DEL, CHECK and GC need only the network and dataDir: they work with a broken or changed ipam config. */
+const locationOf = (req: CniRequest, dataDir = dataDirOf(req.config)): StoreLocation => ({
+  dataDir,
+  network: req.name,
+});
 
 /**
  * One address per range set. A repeated ADD of the same attachment gets the addresses it already
  * holds (host-local refuses with "duplicate allocation"); anything it held that is no longer
  * wanted is freed. It all happens in one transaction: on any error nothing changes.
  */
-async function allocateAll(store: OpenStore, conf: IpamConfig, att: Attachment): Promise<IpConfig[]> {
+async function allocateAll(store: Store, conf: IpamConfig, att: Attachment): Promise<IpConfig[]> {
   const held = await store.releaseById(att);
   const requested = [...conf.requested];
   const out: IpConfig[] = [];
@@ -27,11 +33,11 @@ async function allocateAll(store: OpenStore, conf: IpamConfig, att: Attachment):
     const i = requested.findIndex((ip) => rangeSetContains(set, ip));
     const want: Ip | undefined = i >= 0 ? requested.splice(i, 1)[0] : held.find((r) => rangeSetContains(set, r.ip))?.ip;
     try {
-      out.push(await allocate(store, set, conf.exclude, att, want));
+      out.push(await allocate(store, set, att, want));
     } catch (e) {
-      // host-local's wording for allocation failures; anything else (busy store, I/O) passes as is.
-      if (e instanceof CniError && e.code !== ErrorCode.Internal) throw e;
-      throw internal(`failed to allocate for range ${idx}: ${(e as Error).message}`);
+      // host-local's wording for allocation failures; anything else (a store error, I/O) passes as is.
+      if (!(e instanceof CniError) || e.code !== ErrorCode.Internal) throw e;
+      throw internal(`failed to allocate for range ${idx}: ${e.message}`);
     }
   }
   if (requested.length > 0) {
@@ -43,19 +49,19 @@ async function allocateAll(store: OpenStore, conf: IpamConfig, att: Attachment):
 async function add(req: CniRequest): Promise<IpamResult> {
   const conf = loadIpamConfig(req);
   const dns = conf.resolvConf ? readResolvConf(conf.resolvConf) : {};
-  const ips = (await withStore(conf.dataDir, req.name, true, (s) => allocateAll(s, conf, attachment(req)))) ?? [];
+  const ips = await withStore(locationOf(req, conf.dataDir), (s) => allocateAll(s, conf, attachment(req)));
   return { ips, routes: conf.routes, dns };
 }
 
 /** DEL needs only the attachment: it works with a broken or changed ipam config, and on unknowns. */
 async function del(req: CniRequest): Promise<void> {
-  await withStore(dataDirOf(req.config), req.name, false, (s) => s.releaseById(attachment(req)));
+  await withExistingStore(locationOf(req), (s) => s.releaseById(attachment(req)), []);
 }
 
 /** CHECK: the attachment holds addresses, and exactly the ones prevResult says it was given. */
 async function check(req: CniRequest): Promise<void> {
   const att = attachment(req);
-  const held = (await withStore(dataDirOf(req.config), req.name, false, (s) => s.getById(att))) ?? [];
+  const held = await withExistingStore(locationOf(req), (s) => s.getById(att), []);
   if (held.length === 0)
     throw unknownContainer(`berth-ipam: failed to find address added by container ${att.containerId}`);
   if (req.config.prevResult === undefined) return;
@@ -95,21 +101,28 @@ async function gc(req: CniRequest): Promise<void> {
   const valid = validAttachments(req.config);
   const keep = (a: Attachment) =>
     valid.some((v) => v.containerId === a.containerId && (v.ifname === a.ifname || a.ifname === ""));
-  await withStore(dataDirOf(req.config), req.name, false, async (s) => {
-    for (const a of await s.listAttachments()) if (!keep(a)) await s.releaseById(a);
-  });
+  await withExistingStore(
+    locationOf(req),
+    async (s) => {
+      for (const a of await s.listAttachments()) if (!keep(a)) await s.releaseById(a);
+    },
+    undefined,
+  );
 }
 
 /** STATUS: an ADD could be served now, i.e. every range set still has a free address. */
 async function status(req: CniRequest): Promise<void> {
   const conf = loadIpamConfig(req);
-  await withStore(conf.dataDir, req.name, false, async (s) => {
-    for (const set of conf.rangeSets) {
-      if (!(await nextFree(s, set, rangeSetString(set), conf.exclude))) {
-        throw notAvailable(`no IP addresses available in range set: ${rangeSetString(set)}`);
-      }
-    }
-  });
+  const exhausted = await withExistingStore(
+    locationOf(req, conf.dataDir),
+    async (s) => {
+      for (const set of conf.rangeSets) if (!(await s.nextFree(set))) return set;
+      return undefined;
+    },
+    // Nothing stored yet: only a set that is all holes (gateways, exclude) has nothing to give.
+    conf.rangeSets.find((set) => walkOrder(set, undefined).length === 0),
+  );
+  if (exhausted) throw notAvailable(`no IP addresses available in range set: ${exhausted.key}`);
 }
 
 export const commands: CniHandlers = { add, del, check, gc, status };

@@ -3,29 +3,23 @@
 import { invalidConfig } from "../shared/cni/errors.ts";
 import type { CniRequest } from "../shared/cni/dispatch.ts";
 import type { Route } from "../shared/cni/result.ts";
-import type { JsonObject } from "../shared/json.ts";
+import { asJsonObject, type JsonObject } from "../shared/json.ts";
 import { atLeast } from "../shared/cni/version.ts";
 import { formatCidr, formatIp, lastOf, networkOf, parseCidr, parseIp, type Ip } from "./ip.ts";
-import { canonicalizeRangeSet, familyOf, rangeSetsOverlap, type RangeSet } from "./range-set.ts";
-import { RangeConfigError } from "./range.ts";
+import { canonicalizeRanges, rangeSet, type Block, type Ranges, type RangeSet } from "./range-set.ts";
+import { RangeConfigError, rangesOverlap } from "./range.ts";
 import { requestedIps } from "./args.ts";
 
 export const DEFAULT_DATA_DIR = "/var/lib/cni/networks";
 
-/** A closed interval of addresses never handed out. */
-export type Excluded = { family: 4 | 6; lo: bigint; hi: bigint };
-
 export type IpamConfig = {
+  /** In host-local's order; `exclude` is folded into each set's holes. */
   rangeSets: RangeSet[];
   routes: Route[];
   dataDir: string;
   resolvConf?: string;
-  exclude: Excluded[];
   requested: Ip[];
 };
-
-const asObject = (v: unknown): JsonObject | undefined =>
-  typeof v === "object" && v !== null && !Array.isArray(v) ? (v as JsonObject) : undefined;
 
 function optionalString(o: JsonObject, key: string): string | undefined {
   const v = o[key];
@@ -36,7 +30,7 @@ function optionalString(o: JsonObject, key: string): string | undefined {
 
 /** dataDir alone, read leniently: DEL and GC must work even when the rest of the config is broken. */
 export function dataDirOf(config: JsonObject): string {
-  const d = asObject(config.ipam)?.dataDir;
+  const d = asJsonObject(config.ipam)?.dataDir;
   return typeof d === "string" && d !== "" ? d : DEFAULT_DATA_DIR;
 }
 
@@ -44,7 +38,7 @@ function parseRoutes(v: unknown): Route[] {
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v)) throw invalidConfig("ipam.routes must be a list");
   return v.map((r, i) => {
-    const o = asObject(r);
+    const o = asJsonObject(r);
     const dst = o && typeof o.dst === "string" ? parseCidr(o.dst) : undefined;
     if (!o || !dst) throw invalidConfig(`ipam.routes[${i}]: invalid dst ${JSON.stringify(o?.dst)}`);
     const route: Route = { dst: formatCidr(dst) };
@@ -64,7 +58,7 @@ function parseRoutes(v: unknown): Route[] {
   });
 }
 
-function parseExclude(v: unknown): Excluded[] {
+function parseExclude(v: unknown): Block[] {
   if (v === undefined || v === null) return [];
   if (!Array.isArray(v)) throw invalidConfig("ipam.exclude must be a list of addresses or CIDRs");
   return v.map((e) => {
@@ -78,12 +72,9 @@ function parseExclude(v: unknown): Excluded[] {
   });
 }
 
-export const isExcluded = (ex: readonly Excluded[], ip: Ip): boolean =>
-  ex.some((e) => e.family === ip.family && ip.value >= e.lo && ip.value <= e.hi);
-
-function rangeSet(input: unknown, idx: number): RangeSet {
+function ranges(input: unknown, idx: number): Ranges {
   try {
-    return canonicalizeRangeSet(input);
+    return canonicalizeRanges(input);
   } catch (e) {
     if (e instanceof RangeConfigError) throw invalidConfig(`invalid range set ${idx}: ${e.message}`);
     throw e;
@@ -91,11 +82,11 @@ function rangeSet(input: unknown, idx: number): RangeSet {
 }
 
 export function loadIpamConfig(req: CniRequest): IpamConfig {
-  const ipam = asObject(req.config.ipam);
+  const ipam = asJsonObject(req.config.ipam);
   if (!ipam) throw invalidConfig("IPAM config missing 'ipam' key");
   const rawSets: unknown[] = [];
   // host-local's final order: runtimeConfig.ipRanges, the legacy top-level range, then ranges.
-  const rtRanges = asObject(req.config.runtimeConfig)?.ipRanges;
+  const rtRanges = asJsonObject(req.config.runtimeConfig)?.ipRanges;
   if (rtRanges !== undefined && rtRanges !== null) {
     if (!Array.isArray(rtRanges)) throw invalidConfig("runtimeConfig.ipRanges must be a list of range sets");
     rawSets.push(...rtRanges);
@@ -110,24 +101,26 @@ export function loadIpamConfig(req: CniRequest): IpamConfig {
     rawSets.push(...ipam.ranges);
   }
   if (rawSets.length === 0) throw invalidConfig("no IP ranges specified");
-  const rangeSets = rawSets.map(rangeSet);
+  const sets = rawSets.map(ranges);
 
   // CNI 0.2.0 and below carry one address per family.
-  const v4 = rangeSets.filter((s) => familyOf(s) === 4).length;
-  if ((v4 > 1 || rangeSets.length - v4 > 1) && !atLeast(req.version, "0.3.0")) {
+  const v4 = sets.filter((s) => s[0].subnet.ip.family === 4).length;
+  if ((v4 > 1 || sets.length - v4 > 1) && !atLeast(req.version, "0.3.0")) {
     throw invalidConfig(`CNI version ${req.version} does not support more than 1 address per family`);
   }
-  for (let i = 0; i < rangeSets.length; i++) {
-    for (let j = i + 1; j < rangeSets.length; j++) {
-      if (rangeSetsOverlap(rangeSets[i]!, rangeSets[j]!)) throw invalidConfig(`range set ${i} overlaps with ${j}`);
+  for (const [i, a] of sets.entries()) {
+    for (const [k, b] of sets.slice(i + 1).entries()) {
+      if (a.some((r1) => b.some((r2) => rangesOverlap(r1, r2))))
+        throw invalidConfig(`range set ${i} overlaps with ${i + 1 + k}`);
     }
   }
+  const routes = parseRoutes(ipam.routes);
+  const exclude = parseExclude(ipam.exclude);
   return {
-    rangeSets,
-    routes: parseRoutes(ipam.routes),
+    rangeSets: sets.map((s) => rangeSet(s, exclude)),
+    routes,
     dataDir: optionalString(ipam, "dataDir") ?? DEFAULT_DATA_DIR,
     resolvConf: optionalString(ipam, "resolvConf"),
-    exclude: parseExclude(ipam.exclude),
     requested: requestedIps(req.env.args, req.config),
   };
 }

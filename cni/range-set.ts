@@ -1,44 +1,141 @@
-// A range set: the ranges one address is allocated from (host-local RangeSet).
+// A range set: the ranges one address is allocated from (host-local's RangeSet), as one value
+// built once from the config, and the pure walk over it that every store uses to find the next
+// free address the way host-local's RangeIter does.
+import { isJsonObject } from "../shared/json.ts";
 import type { Family, Ip } from "./ip.ts";
-import {
-  canonicalizeRange,
-  rangeContains,
-  rangesOverlap,
-  rangeString,
-  RangeConfigError,
-  type Range,
-  type RangeInput,
-} from "./range.ts";
+import { canonicalizeRange, rangeContains, rangesOverlap, rangeString, RangeConfigError, type Range } from "./range.ts";
 
-export type RangeSet = readonly Range[];
+/** A closed interval of address values of the set's family. */
+export type Hole = { readonly lo: bigint; readonly hi: bigint };
 
-export function canonicalizeRangeSet(input: unknown): RangeSet {
+/** A closed interval of addresses of one family, as `exclude` lists them. */
+export type Block = { readonly family: Family; readonly lo: bigint; readonly hi: bigint };
+
+export type Ranges = readonly [Range, ...Range[]];
+
+export type RangeSet = {
+  /**
+   * The set's stable identity: its ranges as host-local prints them ("10.1.2.1-10.1.2.254,…").
+   * Holes are not part of it, so changing `exclude` keeps the set's cursor.
+   */
+  readonly key: string;
+  readonly family: Family;
+  readonly ranges: Ranges;
+  /** Addresses inside the set never handed out (each range's gateway, the excluded blocks of its family); sorted, merged. */
+  readonly holes: readonly Hole[];
+};
+
+/** Validates one configured range set with host-local's rules and messages (RangeSet.Canonicalize). */
+export function canonicalizeRanges(input: unknown): Ranges {
   if (!Array.isArray(input)) throw new RangeConfigError("a range set must be a list of ranges");
-  if (input.length === 0) throw new RangeConfigError("empty range set");
-  const set: Range[] = [];
+  const ranges: Range[] = [];
   for (const r of input) {
-    if (typeof r !== "object" || r === null || Array.isArray(r))
-      throw new RangeConfigError("a range must be an object");
-    const range = canonicalizeRange(r as RangeInput);
-    if (set.length > 0 && set[0]!.subnet.ip.family !== range.subnet.ip.family)
+    if (!isJsonObject(r)) throw new RangeConfigError("a range must be an object");
+    const range = canonicalizeRange(r);
+    const first = ranges[0];
+    if (first && first.subnet.ip.family !== range.subnet.ip.family)
       throw new RangeConfigError("mixed address families");
-    set.push(range);
+    ranges.push(range);
   }
-  for (let i = 0; i < set.length; i++) {
-    for (let j = i + 1; j < set.length; j++) {
-      if (rangesOverlap(set[i]!, set[j]!)) {
-        throw new RangeConfigError(`subnets ${rangeString(set[i]!)} and ${rangeString(set[j]!)} overlap`);
-      }
+  const [first, ...rest] = ranges;
+  if (!first) throw new RangeConfigError("empty range set");
+  // After every range parsed, as host-local does: the first overlapping pair in order is named.
+  for (const [i, a] of ranges.entries()) {
+    for (const b of ranges.slice(i + 1)) {
+      if (rangesOverlap(a, b)) throw new RangeConfigError(`subnets ${rangeString(a)} and ${rangeString(b)} overlap`);
     }
   }
-  return set;
+  return [first, ...rest];
 }
 
-export const familyOf = (s: RangeSet): Family => s[0]!.subnet.ip.family;
-export const rangeSetString = (s: RangeSet): string => s.map(rangeString).join(",");
-export const rangeFor = (s: RangeSet, ip: Ip): Range | undefined => s.find((r) => rangeContains(r, ip));
-export const rangeSetContains = (s: RangeSet, ip: Ip): boolean => rangeFor(s, ip) !== undefined;
+const byLo = (a: Hole, b: Hole): number => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : 0);
+const max = (a: bigint, b: bigint): bigint => (a > b ? a : b);
+const min = (a: bigint, b: bigint): bigint => (a < b ? a : b);
 
-export function rangeSetsOverlap(a: RangeSet, b: RangeSet): boolean {
-  return a.some((r1) => b.some((r2) => rangesOverlap(r1, r2)));
+/** Sorted, with overlapping and adjacent intervals joined. */
+function merged(holes: readonly Hole[]): Hole[] {
+  const out: { lo: bigint; hi: bigint }[] = [];
+  for (const h of [...holes].sort(byLo)) {
+    const last = out.at(-1);
+    if (last && h.lo <= last.hi + 1n) last.hi = max(last.hi, h.hi);
+    else out.push({ lo: h.lo, hi: h.hi });
+  }
+  return out;
+}
+
+/** The set's value: its ranges, identity and holes (the gateways and `exclude` entries that fall inside it). */
+export function rangeSet(ranges: Ranges, exclude: readonly Block[] = []): RangeSet {
+  const family = ranges[0].subnet.ip.family;
+  const blocks: Hole[] = [
+    ...ranges.map((r) => ({ lo: r.gateway.value, hi: r.gateway.value })),
+    ...exclude.filter((b) => b.family === family),
+  ];
+  const inside = ranges.flatMap((r) =>
+    blocks
+      .map((b) => ({ lo: max(b.lo, r.rangeStart.value), hi: min(b.hi, r.rangeEnd.value) }))
+      .filter((h) => h.lo <= h.hi),
+  );
+  return { key: ranges.map(rangeString).join(","), family, ranges, holes: merged(inside) };
+}
+
+export const rangeFor = (s: RangeSet, ip: Ip): Range | undefined => s.ranges.find((r) => rangeContains(r, ip));
+export const rangeSetContains = (s: RangeSet, ip: Ip): boolean => rangeFor(s, ip) !== undefined;
+export const inHole = (s: RangeSet, ip: Ip): boolean =>
+  ip.family === s.family && s.holes.some((h) => ip.value >= h.lo && ip.value <= h.hi);
+
+/** One stretch of candidate addresses, inside one range. */
+export type Segment = { readonly range: Range; readonly lo: bigint; readonly hi: bigint };
+
+/** Cuts the set's holes out of a segment. */
+export function withoutHoles(seg: Segment, holes: readonly Hole[]): Segment[] {
+  const out: Segment[] = [];
+  let lo = seg.lo;
+  for (const h of holes) {
+    if (h.hi < lo || h.lo > seg.hi) continue;
+    if (h.lo > lo) out.push({ range: seg.range, lo, hi: h.lo - 1n });
+    lo = h.hi + 1n;
+  }
+  if (lo <= seg.hi) out.push({ range: seg.range, lo, hi: seg.hi });
+  return out;
+}
+
+/**
+ * Every address the set may hand out, as segments in host-local's round-robin order (RangeIter):
+ * after the cursor to the end of its range, the other ranges in order with wrap-around, then the
+ * cursor's range from its start up to the cursor itself; the holes cut out. No cursor, or one the
+ * set no longer contains, starts at the first range. Its length depends on the number of ranges and
+ * holes, never on the size of the pool.
+ */
+export function walkOrder(set: RangeSet, cursor: Ip | undefined): Segment[] {
+  const full = (r: Range): Segment => ({ range: r, lo: r.rangeStart.value, hi: r.rangeEnd.value });
+  const at = cursor ? set.ranges.findIndex((r) => rangeContains(r, cursor)) : -1;
+  const here = set.ranges[at];
+  let order: Segment[];
+  if (!cursor || !here) {
+    order = set.ranges.map(full);
+  } else {
+    const others = [...set.ranges.slice(at + 1), ...set.ranges.slice(0, at)].map(full);
+    order = [
+      { range: here, lo: cursor.value + 1n, hi: here.rangeEnd.value },
+      ...others,
+      { range: here, lo: here.rangeStart.value, hi: cursor.value },
+    ].filter((s) => s.lo <= s.hi);
+  }
+  return order.flatMap((s) => withoutHoles(s, set.holes));
+}
+
+/**
+ * The first address of the walk that firstFreeIn finds free, where firstFreeIn(lo, hi) answers the
+ * lowest free value in [lo, hi] (a store's own lookup, e.g. one index range scan).
+ */
+export function firstFreeInWalk(
+  set: RangeSet,
+  cursor: Ip | undefined,
+  firstFreeIn: (lo: bigint, hi: bigint) => bigint | undefined,
+): Ip | undefined {
+  for (const seg of walkOrder(set, cursor)) {
+    const value = firstFreeIn(seg.lo, seg.hi);
+    if (value !== undefined) return { family: set.family, value };
+  }
+  return undefined;
 }

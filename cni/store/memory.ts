@@ -1,5 +1,6 @@
 // An in-memory Store for unit tests of the allocator and commands (host-local's testing fake).
-import { ipCmp, ipKey, withValue, type Ip } from "../ip.ts";
+import { ipCmp, ipKey, type Ip } from "../ip.ts";
+import { firstFreeInWalk } from "../range-set.ts";
 import type { Attachment, Reservation, Store } from "./store.ts";
 
 export type MemoryStore = Store & { reservations: Map<string, Reservation>; cursors: Map<string, Ip> };
@@ -40,15 +41,13 @@ export function memoryStore(initial: Reservation[] = []): MemoryStore {
     async getById(a) {
       return [...reservations.values()].filter((r) => r.containerId === a.containerId && r.ifname === a.ifname);
     },
-    async lastReserved(rangeSet) {
-      return cursors.get(rangeSet);
-    },
-    async firstFree(lo, hi) {
-      for (let v = lo.value; v <= hi.value; v++) {
-        const ip = withValue(lo, v);
-        if (!reservations.has(key(ip))) return ip;
-      }
-      return undefined;
+    async nextFree(set) {
+      return firstFreeInWalk(set, cursors.get(set.key), (lo, hi) => {
+        for (let value = lo; value <= hi; value++) {
+          if (!reservations.has(key({ family: set.family, value }))) return value;
+        }
+        return undefined;
+      });
     },
     async listAttachments() {
       const seen = new Map<string, Attachment>();

@@ -1,26 +1,20 @@
-// Chooses the store for a network. Today: the embedded SQLite store in <dataDir>/<name>.
+// Chooses the store for a network. Today: the embedded SQLite store in <dataDir>/<name>; a later
+// `store` section of the config would select another backend here, from the same location.
 import { join } from "node:path";
-import { openSqliteStore, type SqliteStore } from "./sqlite.ts";
+import { createSqliteStore, openSqliteStore } from "./sqlite.ts";
+import type { Store } from "./store.ts";
 
-export type OpenStore = SqliteStore;
+/** Which network's store, and where the node keeps its state. */
+export type StoreLocation = { readonly dataDir: string; readonly network: string };
 
-export function openStore(dataDir: string, network: string, create: boolean): OpenStore | undefined {
-  // The network name was checked against the skel's pattern, so it cannot climb out of dataDir.
-  return openSqliteStore(join(dataDir, network), create);
-}
+/** A store as one command holds it: used for one transaction, then closed. */
+export type OpenedStore = Store & { close(): void };
 
-/** Runs fn on the network's store and always closes it; undefined when nothing is stored yet. */
-export async function withStore<T>(
-  dataDir: string,
-  network: string,
-  create: boolean,
-  fn: (s: OpenStore) => Promise<T>,
-): Promise<T | undefined> {
-  const store = openStore(dataDir, network, create);
-  if (!store) return undefined;
-  try {
-    return await store.transaction(() => fn(store));
-  } finally {
-    store.close();
-  }
-}
+// The network name was checked against the skel's pattern, so it cannot climb out of dataDir.
+const networkDir = (loc: StoreLocation): string => join(loc.dataDir, loc.network);
+
+/** The network's store, created on first use. */
+export const createStore = (loc: StoreLocation): OpenedStore => createSqliteStore(networkDir(loc));
+
+/** The network's store if it has one; nothing is created or written otherwise. */
+export const openExistingStore = (loc: StoreLocation): OpenedStore | undefined => openSqliteStore(networkDir(loc));

@@ -10,8 +10,10 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { ioFailure, tryAgainLater } from "../../shared/cni/errors.ts";
-import { ipFromKey, ipKey, withValue } from "../ip.ts";
+import { errorMessage, isJsonObject } from "../../shared/json.ts";
+import { ipFromKey, ipKey, type Family } from "../ip.ts";
+import { firstFreeInWalk } from "../range-set.ts";
+import { StoreError, type StoreErrorKind } from "./errors.ts";
 import { importHostLocalRecords, releaseHostLocalFiles } from "./host-local-import.ts";
 import type { Attachment, Reservation, Store } from "./store.ts";
 
@@ -35,6 +37,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITH
 
 export type SqliteStore = Store & { close(): void };
 
+export type SqliteOptions = { busyTimeoutMs?: number };
+
 type Row = { ip: Uint8Array; container_id: string; ifname: string; range_set: string; imported: number };
 const toReservation = (r: Row): Reservation => ({
   ip: ipFromKey(r.ip),
@@ -43,49 +47,89 @@ const toReservation = (r: Row): Reservation => ({
   rangeSet: r.range_set,
 });
 
-function isBusy(e: unknown): boolean {
-  const err = e as { errcode?: number; message?: string };
-  return err.errcode === 5 || err.errcode === 6 || /database is locked|SQLITE_BUSY/.test(err.message ?? "");
+/** SQLite's primary result code of an error node:sqlite threw, if it is one. */
+function sqliteCode(e: unknown): number | undefined {
+  return isJsonObject(e) && typeof e.errcode === "number" ? e.errcode & 0xff : undefined;
 }
 
-function openDb(path: string): DatabaseSync {
+// SQLite's result codes (https://sqlite.org/rescode.html): PERM 3, BUSY 5, LOCKED 6, READONLY 8,
+// IOERR 10, CORRUPT 11, FULL 13, CANTOPEN 14, NOTADB 26.
+const KIND_OF_CODE: Partial<Record<number, StoreErrorKind>> = {
+  3: "io",
+  5: "busy",
+  6: "busy",
+  8: "io",
+  10: "io",
+  11: "corrupt",
+  13: "io",
+  14: "io",
+  26: "corrupt",
+};
+
+/** The store's failures as store errors; anything else (a bug, fn's own errors) passes unchanged. */
+function asStoreError(e: unknown, dir: string, busyMs: number): unknown {
+  const code = sqliteCode(e);
+  const kind = code === undefined ? undefined : KIND_OF_CODE[code];
+  if (!kind) return e;
+  if (kind === "busy")
+    return new StoreError(kind, dir, `store busy: another process held ${dir} for ${busyMs / 1000}s`);
+  return new StoreError(kind, dir, `store in ${dir}: ${errorMessage(e)}`);
+}
+
+function openDb(path: string, busyMs: number): DatabaseSync {
   // Loaded here, not at start-up: VERSION, --version and the about text never touch the store.
   const { DatabaseSync } = process.getBuiltinModule("node:sqlite") as typeof import("node:sqlite");
-  const db = new DatabaseSync(path, { timeout: BUSY_TIMEOUT_MS });
-  // WAL: readers never block the writer, and a killed writer's half transaction is discarded.
-  // synchronous=FULL syncs every commit so a reservation survives power loss too.
-  db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
-  const v = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
-  if (v < SCHEMA_VERSION) {
-    db.exec("BEGIN IMMEDIATE");
-    try {
-      db.exec(SCHEMA);
-      db.exec(`PRAGMA user_version=${SCHEMA_VERSION}`);
-      db.exec("COMMIT");
-    } catch (e) {
-      db.exec("ROLLBACK");
-      throw e;
+  const db = new DatabaseSync(path, { timeout: busyMs });
+  try {
+    // WAL: readers never block the writer, and a killed writer's half transaction is discarded.
+    // synchronous=FULL syncs every commit so a reservation survives power loss too.
+    db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;");
+    const v = (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
+    if (v < SCHEMA_VERSION) {
+      db.exec("BEGIN IMMEDIATE");
+      try {
+        db.exec(SCHEMA);
+        db.exec(`PRAGMA user_version=${SCHEMA_VERSION}`);
+        db.exec("COMMIT");
+      } catch (e) {
+        db.exec("ROLLBACK");
+        throw e;
+      }
     }
+  } catch (e) {
+    db.close();
+    throw e;
   }
   return db;
 }
 
-/**
- * Opens the network's store. With create=false a network that has no directory yet has nothing
- * stored: undefined is returned and nothing is written (DEL, CHECK, GC, STATUS change no state
- * they do not own).
- */
-export function openSqliteStore(networkDir: string, create: boolean): SqliteStore | undefined {
-  if (!existsSync(networkDir)) {
-    if (!create) return undefined;
+/** Opens the network's store, creating its directory and database on first use (ADD). */
+export function createSqliteStore(networkDir: string, opts: SqliteOptions = {}): SqliteStore {
+  try {
     mkdirSync(networkDir, { recursive: true, mode: 0o755 });
+  } catch (e) {
+    throw new StoreError("io", networkDir, `cannot create store directory ${networkDir}: ${errorMessage(e)}`);
   }
+  return sqliteStore(networkDir, opts);
+}
+
+/**
+ * Opens the network's store if it has one. A network that has no directory yet has nothing stored:
+ * undefined, and nothing is written (DEL, CHECK, GC, STATUS change no state they do not own).
+ */
+export function openSqliteStore(networkDir: string, opts: SqliteOptions = {}): SqliteStore | undefined {
+  return existsSync(networkDir) ? sqliteStore(networkDir, opts) : undefined;
+}
+
+function sqliteStore(networkDir: string, opts: SqliteOptions): SqliteStore {
+  const busyMs = opts.busyTimeoutMs ?? BUSY_TIMEOUT_MS;
   let db: DatabaseSync;
   try {
-    db = openDb(join(networkDir, DB_FILE));
+    db = openDb(join(networkDir, DB_FILE), busyMs);
   } catch (e) {
-    if (isBusy(e)) throw tryAgainLater(`store busy: ${(e as Error).message}`);
-    throw ioFailure(`cannot open store in ${networkDir}: ${(e as Error).message}`);
+    const err = asStoreError(e, networkDir, busyMs);
+    if (err instanceof StoreError) throw err;
+    throw new StoreError("io", networkDir, `cannot open store in ${networkDir}: ${errorMessage(e)}`);
   }
   const stmt = new Map<string, StatementSync>();
   const q = (sql: string): StatementSync => {
@@ -97,16 +141,35 @@ export function openSqliteStore(networkDir: string, create: boolean): SqliteStor
     return s;
   };
   let imported = false;
+  // host-local record files of released imported reservations: removed once the release commits,
+  // never before (a rolled-back release keeps its file). A crash between the commit and the
+  // removal leaves a file that only keeps host-local, should it ever return, off that address.
+  let releasedFiles: Reservation[] = [];
+
+  /** Walks the reserved addresses from lo in order until the first gap: only the run of taken
+   * addresses that starts at lo is read, which round-robin keeps short, never the whole pool. */
+  const firstFreeIn =
+    (family: Family) =>
+    (lo: bigint, hi: bigint): bigint | undefined => {
+      let want = lo;
+      for (const row of q("SELECT ip FROM reservation WHERE ip >= ? AND ip <= ? ORDER BY ip").iterate(
+        ipKey({ family, value: lo }),
+        ipKey({ family, value: hi }),
+      )) {
+        if (ipFromKey((row as { ip: Uint8Array }).ip).value !== want) break;
+        want++;
+      }
+      return want <= hi ? want : undefined;
+    };
 
   const store: SqliteStore = {
     async transaction(fn) {
       try {
         db.exec("BEGIN IMMEDIATE");
       } catch (e) {
-        if (isBusy(e))
-          throw tryAgainLater(`store busy: another process held ${networkDir} for ${BUSY_TIMEOUT_MS / 1000}s`);
-        throw e;
+        throw asStoreError(e, networkDir, busyMs);
       }
+      releasedFiles = [];
       try {
         if (!imported) {
           // host-local's files in this directory become reservations before anything is handed out.
@@ -115,11 +178,14 @@ export function openSqliteStore(networkDir: string, create: boolean): SqliteStor
         }
         const out = await fn();
         db.exec("COMMIT");
+        releaseHostLocalFiles(networkDir, releasedFiles);
         return out;
       } catch (e) {
         if (db.isTransaction) db.exec("ROLLBACK");
         imported = false;
-        throw e;
+        throw asStoreError(e, networkDir, busyMs);
+      } finally {
+        releasedFiles = [];
       }
     },
     async reserve(r) {
@@ -142,10 +208,8 @@ export function openSqliteStore(networkDir: string, create: boolean): SqliteStor
         a.containerId,
         a.ifname,
       ) as Row[];
-      const gone = rows.map(toReservation);
-      const fromHostLocal = rows.filter((r) => r.imported === 1).map(toReservation);
-      if (fromHostLocal.length) releaseHostLocalFiles(networkDir, fromHostLocal);
-      return gone;
+      releasedFiles.push(...rows.filter((r) => r.imported === 1).map(toReservation));
+      return rows.map(toReservation);
     },
     async getById(a) {
       return (
@@ -155,23 +219,9 @@ export function openSqliteStore(networkDir: string, create: boolean): SqliteStor
         ) as Row[]
       ).map(toReservation);
     },
-    async lastReserved(rangeSet) {
-      const row = q("SELECT ip FROM cursor WHERE range_set = ?").get(rangeSet) as { ip: Uint8Array } | undefined;
-      return row ? ipFromKey(row.ip) : undefined;
-    },
-    async firstFree(lo, hi) {
-      // Walk the reserved addresses from lo in order until the first gap: this reads only the run
-      // of taken addresses that starts at lo, which round-robin keeps short, never the whole pool.
-      let want = lo.value;
-      for (const row of q("SELECT ip FROM reservation WHERE ip >= ? AND ip <= ? ORDER BY ip").iterate(
-        ipKey(lo),
-        ipKey(hi),
-      )) {
-        const taken = ipFromKey((row as { ip: Uint8Array }).ip).value;
-        if (taken !== want) break;
-        want++;
-      }
-      return want <= hi.value ? withValue(lo, want) : undefined;
+    async nextFree(set) {
+      const row = q("SELECT ip FROM cursor WHERE range_set = ?").get(set.key) as { ip: Uint8Array } | undefined;
+      return firstFreeInWalk(set, row ? ipFromKey(row.ip) : undefined, firstFreeIn(set.family));
     },
     async listAttachments() {
       return (

@@ -126,6 +126,31 @@ test("STATUS (1.1.0) succeeds while every range set has room and returns 50 when
   assert.is(full.json?.msg, "no IP addresses available in range set: 10.0.0.1-10.0.0.2");
 });
 
+test("STATUS of a network never used returns 50 when a range set is all gateway and excluded addresses", async ({
+  dir,
+}) => {
+  const conf = v110(dir, { subnet: "10.0.0.0/30", exclude: ["10.0.0.2"] });
+  const r = await cni({ command: "STATUS" }, conf);
+  assert.is(r.code, 1);
+  assert.is(r.json?.code, 50);
+  assert.is(r.json?.msg, "no IP addresses available in range set: 10.0.0.1-10.0.0.2");
+  assert.not.ok(existsSync(join(dir, "testnet")), "STATUS of an unused network writes nothing");
+});
+
+test("a damaged store is error 5 (I/O failure) naming its path, for ADD and DEL alike", async ({ dir }) => {
+  const conf = netconf({ dataDir: dir, subnet: "10.1.2.0/24" });
+  mkdirSync(join(dir, "testnet"));
+  writeFileSync(join(dir, "testnet", "berth.db"), "not a database ".repeat(100));
+  const before = snapshot(dir);
+  for (const command of ["ADD", "DEL"]) {
+    const r = await cni({ command }, conf);
+    assert.is(r.code, 1, command);
+    assert.is(r.json?.code, 5, command);
+    assert.match(String(r.json?.msg), join(dir, "testnet"), command);
+  }
+  assert.is(snapshot(dir), before, "nothing written");
+});
+
 test("exclude: listed addresses and CIDRs are never handed out, and cannot be requested", async ({ dir }) => {
   const conf = netconf({ dataDir: dir, subnet: "10.0.0.0/28", exclude: ["10.0.0.2", "10.0.0.4/30"] });
   const got: string[] = [];

@@ -1,25 +1,31 @@
-// The allocator against the in-memory store: host-local's round-robin table (checklist 12) and
-// its requested-address rules.
+// The allocator against the in-memory store, and the round-robin walk every store shares:
+// host-local's allocator_test.go ("should allocate ips in round robin", the requested-IP cases,
+// "when out of ips") and range_set_test.go.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { allocate, walkOrder, withoutHoles } from "../../cni/allocator.ts";
+import { allocate } from "../../cni/allocator.ts";
 import { formatIp, parseIp } from "../../cni/ip.ts";
-import { canonicalizeRangeSet, rangeSetString } from "../../cni/range-set.ts";
+import { canonicalizeRanges, rangeSet, walkOrder, type Block } from "../../cni/range-set.ts";
 import { memoryStore } from "../../cni/store/memory.ts";
+import { errorMessage } from "../../shared/json.ts";
 
 const att = { containerId: "c", ifname: "eth0" };
 const ipOf = (s: string) => parseIp(s)!;
+const setOf = (ranges: Record<string, unknown>[], exclude: Block[] = []) =>
+  rangeSet(canonicalizeRanges(ranges), exclude);
+const v4 = (s: string): bigint => ipOf(s).value;
+const text = (lo: bigint, hi: bigint) => `${formatIp({ family: 4, value: lo })}-${formatIp({ family: 4, value: hi })}`;
 
 async function next(subnets: string[], reserved: string[], last?: string): Promise<string> {
-  const set = canonicalizeRangeSet(subnets.map((subnet) => ({ subnet })));
+  const set = setOf(subnets.map((subnet) => ({ subnet })));
   const store = memoryStore(
     reserved.map((ip) => ({ ip: ipOf(ip), containerId: `r${ip}`, ifname: "eth0", rangeSet: "x" })),
   );
-  if (last) store.cursors.set(rangeSetString(set), ipOf(last));
+  if (last) store.cursors.set(set.key, ipOf(last));
   try {
-    return (await allocate(store, set, [], att)).address.split("/")[0]!;
+    return (await allocate(store, set, att)).address.split("/")[0]!;
   } catch (e) {
-    return (e as Error).message;
+    return errorMessage(e);
   }
 }
 
@@ -39,73 +45,96 @@ const table: [string[], string[], string | undefined, string][] = [
   [["10.0.0.0/30", "10.0.1.0/30", "10.0.2.0/30"], [], "10.0.2.2", "10.0.0.2"],
 ];
 for (const [subnets, reserved, last, want] of table) {
-  test(`12: ${subnets.join("+")} reserved [${reserved.join(" ")}] last ${last ?? "-"} -> ${want}`, async () => {
+  test(`round robin: ${subnets.join("+")} reserved [${reserved.join(" ")}] last ${last ?? "-"} -> ${want}`, async () => {
     assert.is(await next(subnets, reserved, last), want);
   });
 }
 
-test("13, 16: a /29 gives five addresses and then says the range set is exhausted", async () => {
-  const set = canonicalizeRangeSet([{ subnet: "10.0.0.0/29" }]);
+test("when out of ips: a /29 gives five addresses and then says the range set is exhausted", async () => {
+  const set = setOf([{ subnet: "10.0.0.0/29" }]);
   const store = memoryStore();
   const got: string[] = [];
-  for (let i = 0; i < 5; i++)
-    got.push((await allocate(store, set, [], { containerId: `c${i}`, ifname: "eth0" })).address);
+  for (let i = 0; i < 5; i++) got.push((await allocate(store, set, { containerId: `c${i}`, ifname: "eth0" })).address);
   assert.equal(got, ["10.0.0.2/29", "10.0.0.3/29", "10.0.0.4/29", "10.0.0.5/29", "10.0.0.6/29"]);
   try {
-    await allocate(store, set, [], att);
+    await allocate(store, set, att);
     assert.unreachable("exhausted");
   } catch (e) {
-    assert.match((e as Error).message, /^no IP addresses available in range set: 10\.0\.0\.1-10\.0\.0\.6$/);
+    assert.match(errorMessage(e), /^no IP addresses available in range set: 10\.0\.0\.1-10\.0\.0\.6$/);
   }
 });
 
-test("15: requested addresses: taken, gateway, outside", async () => {
-  const set = canonicalizeRangeSet([{ subnet: "192.168.1.0/29" }]);
+test("when requesting a specific IP: taken, gateway, excluded, outside", async () => {
+  const set = setOf([{ subnet: "192.168.1.0/29" }], [{ family: 4, lo: v4("192.168.1.6"), hi: v4("192.168.1.6") }]);
   const store = memoryStore();
-  assert.is((await allocate(store, set, [], att, ipOf("192.168.1.5"))).address, "192.168.1.5/29");
+  assert.is((await allocate(store, set, att, ipOf("192.168.1.5"))).address, "192.168.1.5/29");
   const err = async (ip: string) =>
-    allocate(store, set, [], { containerId: "d", ifname: "eth0" }, ipOf(ip)).then(
-      () => "",
-      (e: Error) => e.message,
-    );
+    allocate(store, set, { containerId: "d", ifname: "eth0" }, ipOf(ip)).then(() => "", errorMessage);
   assert.is(
     await err("192.168.1.5"),
     "requested IP address 192.168.1.5 is not available in range set 192.168.1.1-192.168.1.6",
+  );
+  assert.is(
+    await err("192.168.1.6"),
+    "requested IP address 192.168.1.6 is not available in range set 192.168.1.1-192.168.1.6",
   );
   assert.is(await err("192.168.1.1"), "requested ip 192.168.1.1 is subnet's gateway");
   assert.is(await err("192.168.2.1"), "192.168.2.1 not in range set 192.168.1.1-192.168.1.6");
 });
 
-test("walk order: after the cursor, the other ranges, then back round to the cursor", () => {
-  const set = canonicalizeRangeSet([{ subnet: "10.0.0.0/29" }, { subnet: "10.0.1.0/29" }]);
-  const segs = walkOrder(set, ipOf("10.0.0.3")).map(
-    (s) => `${formatIp({ family: 4, value: s.lo })}-${formatIp({ family: 4, value: s.hi })}`,
+const walk = suite("range-set walk (host-local RangeIter)");
+
+walk("after the cursor, the other ranges, then back round to the cursor", () => {
+  const set = setOf([{ subnet: "10.0.0.0/29" }, { subnet: "10.0.1.0/29" }]);
+  const segs = walkOrder(set, ipOf("10.0.0.3")).map((s) => text(s.lo, s.hi));
+  assert.equal(segs, ["10.0.0.4-10.0.0.6", "10.0.1.2-10.0.1.6", "10.0.0.2-10.0.0.3"]);
+});
+
+walk("no cursor, or one the set does not contain, starts at the first range", () => {
+  const set = setOf([{ subnet: "10.0.0.0/29" }, { subnet: "10.0.1.0/29" }]);
+  const first = ["10.0.0.2-10.0.0.6", "10.0.1.2-10.0.1.6"];
+  assert.equal(
+    walkOrder(set, undefined).map((s) => text(s.lo, s.hi)),
+    first,
   );
-  assert.equal(segs, ["10.0.0.4-10.0.0.6", "10.0.1.1-10.0.1.6", "10.0.0.1-10.0.0.3"]);
+  assert.equal(
+    walkOrder(set, ipOf("10.0.9.9")).map((s) => text(s.lo, s.hi)),
+    first,
+  );
 });
 
-test("holes: the gateway and excluded stretches are cut out", () => {
-  const set = canonicalizeRangeSet([{ subnet: "10.0.0.0/28" }]);
-  const parts = withoutHoles({ range: set[0]!, lo: 1n + (10n << 24n), hi: 14n + (10n << 24n) }, [
-    { family: 4, lo: (10n << 24n) + 4n, hi: (10n << 24n) + 7n },
-    { family: 6, lo: 0n, hi: 100n },
-  ]).map((p) => [Number(p.lo & 255n), Number(p.hi & 255n)]);
-  assert.equal(parts, [
-    [2, 3],
-    [8, 14],
-  ]);
+walk("holes: each range's gateway and the excluded blocks of the set's family, merged, clipped to the set", () => {
+  const set = setOf(
+    [{ subnet: "10.0.0.0/28" }],
+    [
+      { family: 4, lo: v4("10.0.0.4"), hi: v4("10.0.0.7") },
+      { family: 4, lo: v4("10.0.0.6"), hi: v4("10.0.0.8") },
+      { family: 4, lo: v4("10.0.0.14"), hi: v4("10.0.1.255") },
+      { family: 6, lo: 0n, hi: 1n << 100n },
+    ],
+  );
+  assert.equal(
+    set.holes.map((h) => text(h.lo, h.hi)),
+    ["10.0.0.1-10.0.0.1", "10.0.0.4-10.0.0.8", "10.0.0.14-10.0.0.14"],
+  );
+  assert.equal(
+    walkOrder(set, undefined).map((s) => text(s.lo, s.hi)),
+    ["10.0.0.2-10.0.0.3", "10.0.0.9-10.0.0.13"],
+  );
 });
 
-test("round robin is O(1) in the pool's size: one store lookup per segment, not per address", async () => {
-  const set = canonicalizeRangeSet([{ subnet: "10.0.0.0/16" }]);
-  const store = memoryStore();
-  let lookups = 0;
-  const firstFree = store.firstFree;
-  store.firstFree = (lo, hi) => {
-    lookups++;
-    return firstFree(lo, hi);
-  };
-  for (let i = 0; i < 200; i++) await allocate(store, set, [], { containerId: `c${i}`, ifname: "eth0" });
-  assert.ok(lookups <= 200, `lookups ${lookups}`);
+walk("the key is the ranges' text without the holes, so a changed exclude keeps the cursor", () => {
+  const plain = setOf([{ subnet: "10.0.0.0/24" }]);
+  const excluding = setOf([{ subnet: "10.0.0.0/24" }], [{ family: 4, lo: v4("10.0.0.9"), hi: v4("10.0.0.9") }]);
+  assert.is(plain.key, "10.0.0.1-10.0.0.254");
+  assert.is(excluding.key, plain.key);
 });
+
+walk("the walk's length depends on ranges and holes, never on the pool's size", () => {
+  const big = setOf([{ subnet: "10.0.0.0/8" }], [{ family: 4, lo: v4("10.1.0.0"), hi: v4("10.1.0.255") }]);
+  assert.is(walkOrder(big, ipOf("10.200.0.0")).length, 3);
+  assert.is(walkOrder(big, undefined).length, 2);
+});
+
 test.run();
+walk.run();

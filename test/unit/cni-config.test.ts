@@ -2,11 +2,11 @@
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { ipFromCniArgs, requestedIps } from "../../cni/args.ts";
-import { isExcluded, loadIpamConfig } from "../../cni/config.ts";
+import { loadIpamConfig } from "../../cni/config.ts";
 import { formatIp, parseIp } from "../../cni/ip.ts";
+import { inHole, type RangeSet } from "../../cni/range-set.ts";
 import { parseResolvConf } from "../../cni/resolv-conf.ts";
 import type { CniRequest } from "../../shared/cni/dispatch.ts";
-import { rangeSetString } from "../../cni/range-set.ts";
 
 const req = (config: Record<string, unknown>, args = "", version = "1.0.0"): CniRequest => ({
   env: { command: "ADD", containerId: "c", netns: "/n", ifname: "eth0", args, path: [] },
@@ -38,20 +38,31 @@ test("range sets in host-local's order: runtimeConfig.ipRanges, legacy, ranges",
       runtimeConfig: { ipRanges: [[{ subnet: "10.3.0.0/24" }]] },
     }),
   );
-  assert.equal(c.rangeSets.map(rangeSetString), ["10.3.0.1-10.3.0.254", "10.1.0.1-10.1.0.254", "10.2.0.1-10.2.0.254"]);
+  assert.equal(
+    c.rangeSets.map((s) => s.key),
+    ["10.3.0.1-10.3.0.254", "10.1.0.1-10.1.0.254", "10.2.0.1-10.2.0.254"],
+  );
   assert.is(c.dataDir, "/var/lib/cni/networks");
 });
-test("exclude: addresses and CIDRs of either family", () => {
+test("exclude: addresses and CIDRs of either family become holes of the sets of that family", () => {
   const c = loadIpamConfig(
-    req({ ipam: { subnet: "10.1.0.0/24", exclude: ["10.1.0.7", "10.1.0.16/28", "2001:db8::/126"] } }),
+    req({
+      ipam: {
+        ranges: [[{ subnet: "10.1.0.0/24" }], [{ subnet: "2001:db8::/64" }]],
+        exclude: ["10.1.0.7", "10.1.0.16/28", "2001:db8::/126"],
+      },
+    }),
   );
-  const ex = (s: string) => isExcluded(c.exclude, parseIp(s)!);
-  assert.ok(ex("10.1.0.7"));
-  assert.not.ok(ex("10.1.0.8"));
-  assert.ok(ex("10.1.0.31"));
-  assert.not.ok(ex("10.1.0.32"));
-  assert.ok(ex("2001:db8::3"));
-  assert.not.ok(ex("2001:db8::4"));
+  const [v4, v6] = c.rangeSets as [RangeSet, RangeSet];
+  const hole = (set: RangeSet, s: string) => inHole(set, parseIp(s)!);
+  assert.ok(hole(v4, "10.1.0.1"), "the gateway");
+  assert.ok(hole(v4, "10.1.0.7"));
+  assert.not.ok(hole(v4, "10.1.0.8"));
+  assert.ok(hole(v4, "10.1.0.31"));
+  assert.not.ok(hole(v4, "10.1.0.32"));
+  assert.ok(hole(v6, "2001:db8::3"));
+  assert.not.ok(hole(v6, "2001:db8::4"));
+  assert.not.ok(hole(v4, "2001:db8::3"), "a v6 block is no hole of a v4 set");
 });
 test("1.1.0 route attributes are kept; a bad attribute is refused", () => {
   const c = loadIpamConfig(

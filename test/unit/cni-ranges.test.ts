@@ -3,7 +3,8 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { formatIp, ipFromKey, ipKey, parseCidr, parseIp, parseIpOrCidr } from "../../cni/ip.ts";
 import { canonicalizeRange, rangesOverlap, rangeString, type Range } from "../../cni/range.ts";
-import { canonicalizeRangeSet, rangeSetString } from "../../cni/range-set.ts";
+import { canonicalizeRanges, rangeSet } from "../../cni/range-set.ts";
+import { errorMessage } from "../../shared/json.ts";
 
 const ip = suite("ip");
 ip("parses and prints both families the way Go's net.IP does", () => {
@@ -57,7 +58,7 @@ const msg = (fn: () => unknown): string => {
   try {
     fn();
   } catch (e) {
-    return (e as Error).message;
+    return errorMessage(e);
   }
   return "";
 };
@@ -131,19 +132,19 @@ range("22: overlap rules", () => {
 });
 range("23, 25: range set errors", () => {
   assert.is(
-    msg(() => canonicalizeRangeSet([])),
+    msg(() => canonicalizeRanges([])),
     "empty range set",
   );
   assert.is(
-    msg(() => canonicalizeRangeSet([{ subnet: "10.0.0.0/24" }, { subnet: "2001:db8::/64" }])),
+    msg(() => canonicalizeRanges([{ subnet: "10.0.0.0/24" }, { subnet: "2001:db8::/64" }])),
     "mixed address families",
   );
   assert.is(
-    msg(() => canonicalizeRangeSet([{ subnet: "192.168.0.0/20" }, { subnet: "192.168.2.0/24" }])),
+    msg(() => canonicalizeRanges([{ subnet: "192.168.0.0/20" }, { subnet: "192.168.2.0/24" }])),
     "subnets 192.168.0.1-192.168.15.254 and 192.168.2.1-192.168.2.254 overlap",
   );
   assert.is(
-    rangeSetString(canonicalizeRangeSet([{ subnet: "192.168.0.0/24" }, { subnet: "172.16.1.0/24" }])),
+    rangeSet(canonicalizeRanges([{ subnet: "192.168.0.0/24" }, { subnet: "172.16.1.0/24" }])).key,
     "192.168.0.1-192.168.0.254,172.16.1.1-172.16.1.254",
   );
 });

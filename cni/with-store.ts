@@ -1,0 +1,50 @@
+// How a command reaches its network's store: open it, run one transaction, close it. This is also
+// the one place where a store's failures become CNI errors.
+import { CniError, ErrorCode } from "../shared/cni/errors.ts";
+import { StoreError, type StoreErrorKind } from "./store/errors.ts";
+import { createStore, openExistingStore, type OpenedStore, type StoreLocation } from "./store/open.ts";
+import type { Store } from "./store/store.ts";
+
+// SPEC.md "Error codes": 11 asks the runtime to try again later, which fits a store that is busy,
+// out of reach or losing races for now; 5 is an I/O failure, which a retry will not cure.
+const CODE_OF: Record<StoreErrorKind, number> = {
+  busy: ErrorCode.TryAgainLater,
+  unavailable: ErrorCode.TryAgainLater,
+  conflict: ErrorCode.TryAgainLater,
+  corrupt: ErrorCode.IOFailure,
+  io: ErrorCode.IOFailure,
+};
+
+export const cniErrorOf = (e: StoreError): CniError => new CniError(CODE_OF[e.kind], e.message);
+
+async function inTransaction<T>(store: OpenedStore, fn: (s: Store) => Promise<T>): Promise<T> {
+  try {
+    return await store.transaction(() => fn(store));
+  } finally {
+    store.close();
+  }
+}
+
+async function storeFailuresAsCni<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (e) {
+    throw e instanceof StoreError ? cniErrorOf(e) : e;
+  }
+}
+
+/** ADD: runs fn in one transaction on the network's store, creating the store on first use. */
+export function withStore<T>(loc: StoreLocation, fn: (s: Store) => Promise<T>): Promise<T> {
+  return storeFailuresAsCni(() => inTransaction(createStore(loc), fn));
+}
+
+/**
+ * DEL, CHECK, GC, STATUS: runs fn in one transaction on the network's store; a network that has no
+ * store yet is left as it is (nothing created, nothing written) and the answer is `none`.
+ */
+export function withExistingStore<T>(loc: StoreLocation, fn: (s: Store) => Promise<T>, none: T): Promise<T> {
+  return storeFailuresAsCni(async () => {
+    const store = openExistingStore(loc);
+    return store ? inTransaction(store, fn) : none;
+  });
+}
