@@ -191,6 +191,18 @@ test("migration: addresses in host-local's records (written by the real host-loc
   assert.equal(addresses((await cni({ command: "ADD", containerId: "new3" }, conf)).json), ["10.0.0.2/29"]);
 });
 
+test("migration: a re-ADD of a host-local attachment that fails keeps host-local's record file", async ({ dir }) => {
+  const conf = netconf({ dataDir: dir, subnet: "10.0.0.0/29" });
+  mkdirSync(join(dir, "testnet"));
+  writeFileSync(join(dir, "testnet", "10.0.0.2"), "old1\r\neth0");
+  const refused = await cni({ command: "ADD", containerId: "old1", args: "IP=10.0.0.1" }, conf);
+  assert.is(refused.code, 1);
+  assert.is(refused.json?.msg, "failed to allocate for range 0: requested ip 10.0.0.1 is subnet's gateway");
+  assert.ok(existsSync(join(dir, "testnet", "10.0.0.2")), "the rolled-back release left the record file in place");
+  ok(await cni({ command: "DEL", containerId: "old1" }, conf));
+  assert.not.ok(existsSync(join(dir, "testnet", "10.0.0.2")), "the committed release removed it");
+});
+
 test("50 concurrent ADDs against one network get 50 distinct addresses; 50 concurrent DELs free them all", async ({
   dir,
 }) => {
