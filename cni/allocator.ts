@@ -19,16 +19,30 @@ const reservation = (set: RangeSet, att: Attachment, ip: Ip): Reservation => ({
   rangeSet: set.key,
 });
 
+/**
+ * What one ADD wants from a set. required: the user asked for it (CNI_ARGS IP=, args.cni.ips,
+ * runtimeConfig.ips), so the ADD fails if it cannot be had. preferred: the attachment already held
+ * it before this repeated ADD, so it is kept while the config still allows it; otherwise the set
+ * hands out its next free address instead.
+ */
+export type Want = { required?: Ip; preferred?: Ip };
+
 /** Reserves one address of the set for the attachment (the caller holds the store's transaction). */
-export async function allocate(store: Store, set: RangeSet, att: Attachment, requested?: Ip): Promise<IpConfig> {
-  if (requested) {
-    const range = rangeFor(set, requested);
-    if (!range) throw internal(`${formatIp(requested)} not in range set ${set.key}`);
-    if (ipEq(requested, range.gateway)) throw internal(`requested ip ${formatIp(requested)} is subnet's gateway`);
-    if (inHole(set, requested) || !(await store.reserve(reservation(set, att, requested)))) {
-      throw internal(`requested IP address ${formatIp(requested)} is not available in range set ${set.key}`);
+export async function allocate(store: Store, set: RangeSet, att: Attachment, want: Want = {}): Promise<IpConfig> {
+  const { required, preferred } = want;
+  if (required) {
+    const range = rangeFor(set, required);
+    if (!range) throw internal(`${formatIp(required)} not in range set ${set.key}`);
+    if (ipEq(required, range.gateway)) throw internal(`requested ip ${formatIp(required)} is subnet's gateway`);
+    if (inHole(set, required) || !(await store.reserve(reservation(set, att, required)))) {
+      throw internal(`requested IP address ${formatIp(required)} is not available in range set ${set.key}`);
     }
-    return ipConfig(requested, range);
+    return ipConfig(required, range);
+  }
+  if (preferred) {
+    const range = rangeFor(set, preferred);
+    if (range && !inHole(set, preferred) && (await store.reserve(reservation(set, att, preferred))))
+      return ipConfig(preferred, range);
   }
   const ip = await store.nextFree(set);
   if (!ip) throw internal(`no IP addresses available in range set: ${set.key}`);

@@ -4,9 +4,9 @@ import type { CniHandlers, CniRequest } from "../shared/cni/dispatch.ts";
 import { CniError, ErrorCode, internal, invalidConfig, notAvailable, unknownContainer } from "../shared/cni/errors.ts";
 import { prevResultAddresses, type IpamResult, type IpConfig } from "../shared/cni/result.ts";
 import type { JsonObject } from "../shared/json.ts";
-import { allocate } from "./allocator.ts";
+import { allocate, type Want } from "./allocator.ts";
 import { dataDirOf, loadIpamConfig, type IpamConfig } from "./config.ts";
-import { formatIp, ipEq, parseIp, type Ip } from "./ip.ts";
+import { formatIp, ipEq, parseIp } from "./ip.ts";
 import { rangeSetContains, walkOrder } from "./range-set.ts";
 import { readResolvConf } from "./resolv-conf.ts";
 import type { StoreLocation } from "./store/open.ts";
@@ -21,9 +21,11 @@ const locationOf = (req: CniRequest, dataDir = dataDirOf(req.config)): StoreLoca
 });
 
 /**
- * One address per range set. A repeated ADD of the same attachment gets the addresses it already
- * holds (host-local refuses with "duplicate allocation"); anything it held that is no longer
- * wanted is freed. It all happens in one transaction: on any error nothing changes.
+ * One address per range set. A repeated ADD of the same attachment keeps the addresses it already
+ * holds while the config still allows them (host-local refuses with "duplicate allocation"), and
+ * never fails for one the config no longer allows (now excluded, or a gateway): that one is freed
+ * and the set hands out another. Only an address the user requested can fail the ADD. It all
+ * happens in one transaction: on any error nothing changes.
  */
 async function allocateAll(store: Store, conf: IpamConfig, att: Attachment): Promise<IpConfig[]> {
   const held = await store.releaseById(att);
@@ -31,7 +33,8 @@ async function allocateAll(store: Store, conf: IpamConfig, att: Attachment): Pro
   const out: IpConfig[] = [];
   for (const [idx, set] of conf.rangeSets.entries()) {
     const i = requested.findIndex((ip) => rangeSetContains(set, ip));
-    const want: Ip | undefined = i >= 0 ? requested.splice(i, 1)[0] : held.find((r) => rangeSetContains(set, r.ip))?.ip;
+    const required = i >= 0 ? requested.splice(i, 1)[0] : undefined;
+    const want: Want = required ? { required } : { preferred: held.find((r) => rangeSetContains(set, r.ip))?.ip };
     try {
       out.push(await allocate(store, set, att, want));
     } catch (e) {

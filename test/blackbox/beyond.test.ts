@@ -38,6 +38,62 @@ test("re-ADD asking for a different address moves the attachment to it and frees
   ok(await cni({ command: "ADD", containerId: "b", args: "IP=10.1.2.2" }, conf));
 });
 
+test("re-ADD after the held address was added to exclude: a new address, and the excluded one is freed", async ({
+  dir,
+}) => {
+  ok(await cni({ command: "ADD", containerId: "a" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" })));
+  const again = await cni(
+    { command: "ADD", containerId: "a" },
+    netconf({ dataDir: dir, subnet: "10.1.2.0/24", exclude: ["10.1.2.2"] }),
+  );
+  ok(again);
+  assert.equal(addresses(again.json), ["10.1.2.3/24"]);
+  // Without the exclude, 10.1.2.2 can be had again: the re-ADD released it.
+  ok(
+    await cni(
+      { command: "ADD", containerId: "b", args: "IP=10.1.2.2" },
+      netconf({ dataDir: dir, subnet: "10.1.2.0/24" }),
+    ),
+  );
+});
+
+test("re-ADD after the held address became the range's gateway: a new address, the gateway is not handed out", async ({
+  dir,
+}) => {
+  ok(await cni({ command: "ADD", containerId: "a" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" })));
+  const again = await cni(
+    { command: "ADD", containerId: "a" },
+    netconf({ dataDir: dir, ranges: [[{ subnet: "10.1.2.0/24", gateway: "10.1.2.2" }]] }),
+  );
+  ok(again);
+  assert.equal(again.json?.ips, [{ address: "10.1.2.3/24", gateway: "10.1.2.2" }]);
+});
+
+test("re-ADD that requests the held address after it was excluded fails with host-local's message and keeps it", async ({
+  dir,
+}) => {
+  ok(await cni({ command: "ADD", containerId: "a" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" })));
+  const excluded = netconf({ dataDir: dir, subnet: "10.1.2.0/24", exclude: ["10.1.2.2"] });
+  const asked = await cni({ command: "ADD", containerId: "a", args: "IP=10.1.2.2" }, excluded);
+  assert.is(asked.code, 1);
+  assert.is(asked.json?.code, 999);
+  assert.is(
+    asked.json?.msg,
+    "failed to allocate for range 0: requested IP address 10.1.2.2 is not available in range set 10.1.2.1-10.1.2.254",
+  );
+  const gateway = await cni(
+    { command: "ADD", containerId: "a", args: "IP=10.1.2.2" },
+    netconf({ dataDir: dir, ranges: [[{ subnet: "10.1.2.0/24", gateway: "10.1.2.2" }]] }),
+  );
+  assert.is(gateway.json?.msg, "failed to allocate for range 0: requested ip 10.1.2.2 is subnet's gateway");
+  // Both failures rolled back: the attachment still holds 10.1.2.2.
+  const held = await cni(
+    { command: "ADD", containerId: "b", args: "IP=10.1.2.2" },
+    netconf({ dataDir: dir, subnet: "10.1.2.0/24" }),
+  );
+  assert.is(held.code, 1);
+});
+
 test("DEL releases by container ID and ifname even when the ipam config is broken or its ranges changed", async ({
   dir,
 }) => {

@@ -67,9 +67,9 @@ test("when out of ips: a /29 gives five addresses and then says the range set is
 test("when requesting a specific IP: taken, gateway, excluded, outside", async () => {
   const set = setOf([{ subnet: "192.168.1.0/29" }], [{ family: 4, lo: v4("192.168.1.6"), hi: v4("192.168.1.6") }]);
   const store = memoryStore();
-  assert.is((await allocate(store, set, att, ipOf("192.168.1.5"))).address, "192.168.1.5/29");
+  assert.is((await allocate(store, set, att, { required: ipOf("192.168.1.5") })).address, "192.168.1.5/29");
   const err = async (ip: string) =>
-    allocate(store, set, { containerId: "d", ifname: "eth0" }, ipOf(ip)).then(() => "", errorMessage);
+    allocate(store, set, { containerId: "d", ifname: "eth0" }, { required: ipOf(ip) }).then(() => "", errorMessage);
   assert.is(
     await err("192.168.1.5"),
     "requested IP address 192.168.1.5 is not available in range set 192.168.1.1-192.168.1.6",
@@ -80,6 +80,22 @@ test("when requesting a specific IP: taken, gateway, excluded, outside", async (
   );
   assert.is(await err("192.168.1.1"), "requested ip 192.168.1.1 is subnet's gateway");
   assert.is(await err("192.168.2.1"), "192.168.2.1 not in range set 192.168.1.1-192.168.1.6");
+});
+
+test("a preferred address (held before a re-ADD) is kept while allowed, else the next free one is handed out", async () => {
+  const set = setOf([{ subnet: "192.168.1.0/29" }], [{ family: 4, lo: v4("192.168.1.3"), hi: v4("192.168.1.3") }]);
+  const store = memoryStore();
+  const take = async (preferred: string, id: string) =>
+    (await allocate(store, set, { containerId: id, ifname: "eth0" }, { preferred: ipOf(preferred) })).address;
+  assert.is(await take("192.168.1.5", "a"), "192.168.1.5/29", "still allowed: kept");
+  assert.is(await take("192.168.1.3", "b"), "192.168.1.6/29", "excluded now: the next free address");
+  assert.is(await take("192.168.1.1", "c"), "192.168.1.2/29", "the gateway now: the next free address");
+  assert.is(await take("10.9.9.9", "d"), "192.168.1.4/29", "outside the set now: the next free address");
+  assert.is(
+    await take("192.168.1.5", "e").catch(errorMessage),
+    "no IP addresses available in range set: 192.168.1.1-192.168.1.6",
+    "held by another and nothing else free: the set is exhausted",
+  );
 });
 
 const walk = suite("range-set walk (host-local RangeIter)");
