@@ -1,7 +1,7 @@
 // Requested addresses, from the three places a runtime may put them (host-local's order):
 // CNI_ARGS IP=, args.cni.ips, runtimeConfig.ips. A prefix after the address is ignored.
 import { invalidConfig, invalidEnv } from "../shared/cni/errors.ts";
-import type { JsonObject } from "../shared/json.ts";
+import { asJsonObject, type JsonObject } from "../shared/json.ts";
 import { parseIpOrCidr, type Ip } from "./ip.ts";
 
 // Go's types.UnmarshallableBool accepts these spellings.
@@ -47,14 +47,11 @@ function ipList(value: unknown, where: string): Ip[] {
   });
 }
 
-const obj = (v: unknown): JsonObject | undefined =>
-  typeof v === "object" && v !== null && !Array.isArray(v) ? (v as JsonObject) : undefined;
-
 export function requestedIps(cniArgs: string, config: JsonObject): Ip[] {
   const out: Ip[] = [];
   const fromEnv = ipFromCniArgs(cniArgs);
   if (fromEnv) out.push(fromEnv);
-  out.push(...ipList(obj(obj(config.args)?.cni)?.ips, "args.cni.ips"));
-  out.push(...ipList(obj(config.runtimeConfig)?.ips, "runtimeConfig.ips"));
+  out.push(...ipList(asJsonObject(asJsonObject(config.args)?.cni)?.ips, "args.cni.ips"));
+  out.push(...ipList(asJsonObject(config.runtimeConfig)?.ips, "runtimeConfig.ips"));
   return out;
 }

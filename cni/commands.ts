@@ -3,7 +3,7 @@
 import type { CniHandlers, CniRequest } from "../shared/cni/dispatch.ts";
 import { CniError, ErrorCode, internal, invalidConfig, notAvailable, unknownContainer } from "../shared/cni/errors.ts";
 import { prevResultAddresses, type IpamResult, type IpConfig } from "../shared/cni/result.ts";
-import type { JsonObject } from "../shared/json.ts";
+import { isJsonObject, type JsonObject } from "../shared/json.ts";
 import { allocate, type Want } from "./allocator.ts";
 import { dataDirOf, loadIpamConfig, type IpamConfig } from "./config.ts";
 import { formatIp, ipEq, parseIp } from "./ip.ts";
@@ -91,9 +91,8 @@ function validAttachments(config: JsonObject): Attachment[] {
   if (list === null) return [];
   if (!Array.isArray(list))
     throw invalidConfig("GC requires cni.dev/valid-attachments (a list of {containerID, ifname})");
-  return list.map((a, i) => {
-    const o = a as JsonObject | null;
-    if (typeof o !== "object" || o === null || typeof o.containerID !== "string" || typeof o.ifname !== "string") {
+  return list.map((o, i) => {
+    if (!isJsonObject(o) || typeof o.containerID !== "string" || typeof o.ifname !== "string") {
       throw invalidConfig(`cni.dev/valid-attachments[${i}] must be {"containerID": string, "ifname": string}`);
     }
     return { containerId: o.containerID, ifname: o.ifname };

@@ -2,6 +2,7 @@
 import { readFileSync } from "node:fs";
 import { ioFailure } from "../shared/cni/errors.ts";
 import type { Dns } from "../shared/cni/result.ts";
+import { errorMessage } from "../shared/json.ts";
 
 export function parseResolvConf(text: string): Dns {
   const dns: Dns = {};
@@ -34,9 +35,8 @@ export function readResolvConf(path: string): Dns {
   try {
     text = readFileSync(path, "utf8");
   } catch (e) {
-    throw ioFailure(
-      `open ${path}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file or directory" : (e as Error).message}`,
-    );
+    const missing = (e as NodeJS.ErrnoException).code === "ENOENT";
+    throw ioFailure(`open ${path}: ${missing ? "no such file or directory" : errorMessage(e)}`);
   }
   return parseResolvConf(text);
 }

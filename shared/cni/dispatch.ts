@@ -4,7 +4,7 @@
 import { readStdin, writeStderr, writeStdout } from "../io.ts";
 import { type CniError, decodingFailure, incompatibleVersion, invalidConfig, toCniError } from "./errors.ts";
 import { isValidName, parseEnv, type CniEnv } from "./env.ts";
-import type { JsonObject } from "../json.ts";
+import { asJsonObject, errorMessage, isJsonObject, type JsonObject } from "../json.ts";
 import { renderResult, type IpamResult } from "./result.ts";
 import {
   atLeast,
@@ -53,12 +53,10 @@ function decodeConfig(text: string): JsonObject {
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    throw decodingFailure(`error unmarshall network config: ${(e as Error).message}`);
+    throw decodingFailure(`error unmarshall network config: ${errorMessage(e)}`);
   }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    throw decodingFailure("error unmarshall network config: not a JSON object");
-  }
-  return parsed as JsonObject;
+  if (!isJsonObject(parsed)) throw decodingFailure("error unmarshall network config: not a JSON object");
+  return parsed;
 }
 
 function configVersion(config: JsonObject): string {
@@ -88,7 +86,7 @@ async function dispatch(handlers: CniHandlers, env: CniEnv, text: string, state:
     // The spec asks VERSION to echo the cniVersion it was given; stdin may be empty or not JSON.
     let asked: string = LATEST_VERSION;
     try {
-      const v = (JSON.parse(text) as JsonObject).cniVersion;
+      const v = asJsonObject(JSON.parse(text))?.cniVersion;
       if (typeof v === "string" && isSupported(v)) asked = v;
     } catch {
       // no usable input: answer with the newest version

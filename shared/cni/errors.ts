@@ -1,5 +1,6 @@
 // CNI error codes (SPEC.md "Error codes") and the one error type every command throws.
 // The dispatcher is the only place that turns a CniError into output.
+import { errorMessage } from "../json.ts";
 
 export const ErrorCode = {
   IncompatibleVersion: 1,
@@ -45,6 +46,5 @@ export const internal = (msg: string, details = "") => new CniError(ErrorCode.In
 /** Any thrown value as a CniError with a one-line message: never a stack trace on stdout. */
 export function toCniError(e: unknown): CniError {
   if (e instanceof CniError) return e;
-  const msg = e instanceof Error ? e.message : String(e);
-  return internal(msg.split("\n")[0] || "internal error");
+  return internal(errorMessage(e).split("\n")[0] || "internal error");
 }

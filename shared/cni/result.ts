@@ -2,7 +2,7 @@
 // Field names and omitempty rules follow the Go types (types/020, types/040, types/100),
 // which is what libcni and every runtime parse.
 import { atLeast, type CniVersion } from "./version.ts";
-import type { JsonObject } from "../json.ts";
+import { asJsonObject, isJsonObject, type JsonObject } from "../json.ts";
 import { internal } from "./errors.ts";
 
 export type Route = {
@@ -99,18 +99,15 @@ export function renderResult(version: CniVersion, res: IpamResult): JsonObject {
 
 /** Addresses (without prefix) of a prevResult in any version's shape. */
 export function prevResultAddresses(prev: unknown): string[] {
-  if (typeof prev !== "object" || prev === null) return [];
-  const p = prev as JsonObject;
+  if (!isJsonObject(prev)) return [];
   const out: string[] = [];
   const strip = (cidr: unknown) => (typeof cidr === "string" ? (cidr.split("/")[0] ?? "") : "");
-  if (Array.isArray(p.ips)) {
-    for (const ip of p.ips) {
-      if (typeof ip === "object" && ip !== null) out.push(strip((ip as JsonObject).address));
-    }
+  if (Array.isArray(prev.ips)) {
+    for (const ip of prev.ips) if (isJsonObject(ip)) out.push(strip(ip.address));
   }
   for (const k of ["ip4", "ip6"]) {
-    const b = p[k];
-    if (typeof b === "object" && b !== null) out.push(strip((b as JsonObject).ip));
+    const b = asJsonObject(prev[k]);
+    if (b) out.push(strip(b.ip));
   }
   return out.filter((s) => s !== "");
 }

@@ -18,6 +18,7 @@ import {
   type CredentialProviderResponse,
 } from "./types.ts";
 import { parseGoDuration } from "./duration.ts";
+import { errorMessage, isJsonObject } from "../json.ts";
 
 export type Decoded<T> = { ok: true; value: T } | { ok: false; error: string };
 
@@ -27,10 +28,6 @@ function jsonType(v: unknown): string {
   if (v === null) return "null";
   if (Array.isArray(v)) return "array";
   return typeof v === "object" ? "object" : typeof v;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /** One line, whatever the parser said. */
@@ -46,13 +43,13 @@ export function decodeRequest(text: string): Decoded<CredentialProviderRequest> 
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    const detail = text.trim() === "" ? "empty input on stdin" : oneLine((e as Error).message);
+    const detail = text.trim() === "" ? "empty input on stdin" : oneLine(errorMessage(e));
     return {
       ok: false,
       error: `error decoding credential provider request: ${detail}; expected a ${REQUEST_KIND} JSON object on stdin`,
     };
   }
-  if (!isObject(raw)) {
+  if (!isJsonObject(raw)) {
     return {
       ok: false,
       error: `error decoding credential provider request: got a JSON ${jsonType(raw)}; expected a ${REQUEST_KIND} JSON object on stdin`,
@@ -77,7 +74,8 @@ export function decodeRequest(text: string): Decoded<CredentialProviderRequest> 
     if (token !== "") req.serviceAccountToken = token;
     const ann = raw.serviceAccountAnnotations ?? null;
     if (ann !== null) {
-      if (!isObject(ann)) return { ok: false, error: typeError("serviceAccountAnnotations", ann, "map[string]string") };
+      if (!isJsonObject(ann))
+        return { ok: false, error: typeError("serviceAccountAnnotations", ann, "map[string]string") };
       const out: Record<string, string> = {};
       for (const [k, v] of Object.entries(ann)) {
         if (typeof v !== "string") return { ok: false, error: typeError("serviceAccountAnnotations", v, "string") };
@@ -129,9 +127,9 @@ export function decodeResponseStrict(
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    return fail(oneLine((e as Error).message));
+    return fail(oneLine(errorMessage(e)));
   }
-  if (!isObject(raw)) return fail(`got a JSON ${jsonType(raw)}`);
+  if (!isJsonObject(raw)) return fail(`got a JSON ${jsonType(raw)}`);
   for (const k of Object.keys(raw)) if (!RESPONSE_FIELDS.has(k)) return fail(`unknown field ${JSON.stringify(k)}`);
   const { kind, apiVersion, cacheKeyType, cacheDuration, auth } = raw;
   if (typeof kind !== "string" || typeof apiVersion !== "string") return fail("kind and apiVersion must be strings");
@@ -143,9 +141,9 @@ export function decodeResponseStrict(
   }
   const authOut: Record<string, AuthConfig> = {};
   if (auth !== undefined && auth !== null) {
-    if (!isObject(auth)) return fail("auth must be an object");
+    if (!isJsonObject(auth)) return fail("auth must be an object");
     for (const [key, entry] of Object.entries(auth)) {
-      if (!isObject(entry)) return fail(`auth[${JSON.stringify(key)}] must be an object`);
+      if (!isJsonObject(entry)) return fail(`auth[${JSON.stringify(key)}] must be an object`);
       for (const f of Object.keys(entry)) if (!AUTH_FIELDS.has(f)) return fail(`unknown field "auth.${f}"`);
       const username = entry.username ?? "";
       const password = entry.password ?? "";

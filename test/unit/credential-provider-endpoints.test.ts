@@ -10,6 +10,7 @@ import * as assert from "uvu/assert";
 import { loadConfig } from "../../credential-provider/config.ts";
 import { clientConfig } from "../../credential-provider/ecr.ts";
 import { planFor } from "../../credential-provider/provider.ts";
+import { errorMessage } from "../../shared/json.ts";
 
 const test = suite("credential-provider: API endpoints from the host");
 
@@ -38,7 +39,7 @@ async function apiHost(image: string, env: Record<string, string> = {}): Promise
     if (p.plan.api === "ecr") await new ECRClient(conf).send(new GetAuthorizationTokenCommand({}));
     else await new ECRPUBLICClient(conf).send(new PublicGetAuthorizationTokenCommand({}));
   } catch (e) {
-    if ((e as Error).message !== "recorded") throw e;
+    if (errorMessage(e) !== "recorded") throw e;
   }
   return host;
 }

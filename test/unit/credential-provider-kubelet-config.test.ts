@@ -5,13 +5,14 @@ import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { matchProviders, validateConfig, type ParseDoc } from "../../credential-provider/kubelet-config.ts";
+import { errorMessage } from "../../shared/json.ts";
 
 const test = suite("credential-provider: kubelet CredentialProviderConfig rules");
 const parse: ParseDoc = (text) => {
   try {
     return { ok: true, value: JSON.parse(text) as unknown };
   } catch (e) {
-    return { ok: false, error: (e as Error).message };
+    return { ok: false, error: errorMessage(e) };
   }
 };
 let tmp: string;
