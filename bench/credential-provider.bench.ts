@@ -3,34 +3,19 @@
 // local endpoint), next to bare `node -e 0` of the same Node, all under a clean environment.
 // Prints a markdown table; ratios are against the baseline measured in the same run.
 // Targets (issue 3): warm <= 1.3x, cold <= 3x.
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startAwsEndpoint } from "../test/helpers/aws-endpoint.ts";
 import { CREDENTIAL_PROVIDER } from "../test/helpers/exec.ts";
 import { quantile } from "./stats.ts";
+import { timedExec, type Timed } from "./timed-exec.ts";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 40);
 const CLEAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
 
-function timed(
-  file: string,
-  args: string[],
-  env: Record<string, string>,
-  stdin: string,
-): Promise<{ ms: number; code: number; stdout: string }> {
-  return new Promise((done, fail) => {
-    const t0 = process.hrtime.bigint();
-    const child = spawn(file, args, { env: { PATH: CLEAN_PATH, ...env }, stdio: ["pipe", "pipe", "ignore"] });
-    let stdout = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.on("error", fail);
-    child.on("close", (code) => done({ ms: Number(process.hrtime.bigint() - t0) / 1e6, code: code ?? -1, stdout }));
-    child.stdin.on("error", () => {});
-    child.stdin.end(stdin);
-  });
-}
+const timed = (file: string, args: string[], env: Record<string, string>, stdin: string) =>
+  timedExec(file, args, { env: { PATH: CLEAN_PATH, ...env }, stdin });
 
 const endpoint = await startAwsEndpoint();
 const cacheRoot = mkdtempSync(join(tmpdir(), "berth-bench-"));
@@ -41,7 +26,7 @@ const request = JSON.stringify({
 });
 const warmDir = join(cacheRoot, "warm");
 const env = endpoint.env();
-const cases: { name: string; run: (i: number) => Promise<{ ms: number; code: number; stdout: string }> }[] = [
+const cases: { name: string; run: (i: number) => Promise<Timed> }[] = [
   { name: "`node -e 0` (baseline)", run: () => timed(process.execPath, ["-e", "0"], {}, "") },
   {
     name: "warm: disk-cache hit",

@@ -4,7 +4,6 @@
 // Targets (issue 2): ADD at 60,000 allocations within 1.1x of berth's empty-pool ADD; empty-pool
 // ADD within 1.25x of `node -e 0`.
 // Usage: node bench/ipam.bench.ts   (BENCH_RUNS=N, default 30; needs npm run build first)
-import { spawnSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +12,7 @@ import { formatIp } from "../cni/ip.ts";
 import { canonicalizeRanges, rangeSet } from "../cni/range-set.ts";
 import { createSqliteStore } from "../cni/store/sqlite.ts";
 import { stats } from "./stats.ts";
+import { timedExec } from "./timed-exec.ts";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 30);
 const FULL = 60_000;
@@ -31,12 +31,10 @@ const conf = (p: Pool) =>
     ipam: { type: p.plugin === "berth" ? "berth-ipam" : "host-local", dataDir: p.dir, subnet: SUBNET },
   });
 
-function run(file: string, args: string[], env: Record<string, string>, stdin: string): number {
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync(file, args, { env: { ...CLEAN_ENV, ...env }, input: stdin, stdio: ["pipe", "ignore", "pipe"] });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (r.status !== 0) throw new Error(`${file} ${env.CNI_COMMAND ?? args.join(" ")}: exit ${r.status} ${r.stderr}`);
-  return ms;
+async function run(file: string, args: string[], env: Record<string, string>, stdin: string): Promise<number> {
+  const r = await timedExec(file, args, { env: { ...CLEAN_ENV, ...env }, stdin });
+  if (r.code !== 0) throw new Error(`${file} ${env.CNI_COMMAND ?? args.join(" ")}: exit ${r.code} ${r.stderr}`);
+  return r.ms;
 }
 
 const cniEnv = (command: string, id: string) => ({
@@ -73,20 +71,7 @@ async function fill(p: Pool, n: number): Promise<void> {
 
 async function concurrentAdds(p: Pool, n: number, tag: string): Promise<number> {
   const t0 = process.hrtime.bigint();
-  await Promise.all(
-    Array.from(
-      { length: n },
-      (_, i) =>
-        new Promise<void>((done, fail) => {
-          const c = spawn(pluginFile(p), [], {
-            env: { ...CLEAN_ENV, ...cniEnv("ADD", `${tag}${i}`) },
-            stdio: ["pipe", "ignore", "ignore"],
-          });
-          c.on("close", (code) => (code === 0 ? done() : fail(new Error(`concurrent ADD exit ${code}`))));
-          c.stdin.end(conf(p));
-        }),
-    ),
-  );
+  await Promise.all(Array.from({ length: n }, (_, i) => add(p, `${tag}${i}`)));
   return Number(process.hrtime.bigint() - t0) / 1e6;
 }
 
@@ -116,12 +101,12 @@ async function main(): Promise<void> {
     for (let i = -2; i < RUNS; i++) {
       const record = i >= 0; // two warm-up rounds
       const t = (k: string, ms: number) => record && push(k, ms);
-      t("node -e 0", run(process.execPath, ["-e", "0"], {}, ""));
+      t("node -e 0", await run(process.execPath, ["-e", "0"], {}, ""));
       for (const [name, p] of Object.entries(pools)) {
         if (p.plugin === "host-local" && name.endsWith("60k") && i >= refFullRuns) continue;
         const id = `bench${i + 2}`;
-        t(`${name} ADD`, add(p, id));
-        t(`${name} DEL`, del(p, id));
+        t(`${name} ADD`, await add(p, id));
+        t(`${name} DEL`, await del(p, id));
       }
     }
     const wall50: [string, number][] = [];

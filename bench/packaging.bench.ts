@@ -7,7 +7,6 @@
 // of 41 MiB (apparently its page cache in large folios, each touched folio counted whole) until
 // the page cache was dropped or the file copied.
 // Usage: node bench/packaging.bench.ts   (BENCH_RUNS=N, default 40; needs npm run build first)
-import { spawn } from "node:child_process";
 import {
   closeSync,
   existsSync,
@@ -23,6 +22,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CREDENTIAL_PROVIDER, IPAM_PLUGIN } from "../test/helpers/exec.ts";
 import { quantile, type Stats as FullStats } from "./stats.ts";
+import { timedExec, type Timed } from "./timed-exec.ts";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 40);
 const RSS_RUNS = 5;
@@ -38,16 +38,9 @@ type Case = {
   binary?: string;
 };
 
-function exec(c: Case, wrap?: string[]): Promise<{ ms: number; code: number }> {
-  return new Promise((done, fail) => {
-    const [file, args] = wrap ? [wrap[0]!, [...wrap.slice(1), c.file, ...c.args]] : [c.file, c.args];
-    const t0 = process.hrtime.bigint();
-    const child = spawn(file, args, { env: c.env, stdio: ["pipe", "ignore", "ignore"] });
-    child.on("error", fail);
-    child.on("close", (code) => done({ ms: Number(process.hrtime.bigint() - t0) / 1e6, code: code ?? -1 }));
-    child.stdin.on("error", () => {});
-    child.stdin.end(c.stdin);
-  });
+function exec(c: Case, wrap?: string[]): Promise<Timed> {
+  const [file, args] = wrap ? [wrap[0]!, [...wrap.slice(1), c.file, ...c.args]] : [c.file, c.args];
+  return timedExec(file, args, { env: c.env, stdin: c.stdin });
 }
 
 type Stats = Pick<FullStats, "median" | "p95">;

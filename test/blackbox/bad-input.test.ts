@@ -2,7 +2,8 @@
 // stdout but the error JSON, and the store is left exactly as it was.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { cni, netconf, removeDir, snapshot, tempDir } from "../helpers/cni.ts";
+import { cni, netconf, snapshot } from "../helpers/cni.ts";
+import { removeDir, tempDir } from "../helpers/temp.ts";
 import { underTestIsReference } from "../helpers/peers.ts";
 
 const REF = underTestIsReference();

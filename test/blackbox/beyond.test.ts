@@ -4,6 +4,7 @@
 import * as assert from "uvu/assert";
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { JsonObject } from "../../shared/json.ts";
 import { addresses, cni, netconf, snapshot, suiteWithDir, type DirCtx } from "../helpers/cni.ts";
 import { underTestIsReference } from "../helpers/peers.ts";
 
@@ -38,33 +39,28 @@ test("re-ADD asking for a different address moves the attachment to it and frees
   ok(await cni({ command: "ADD", containerId: "b", args: "IP=10.1.2.2" }, conf));
 });
 
+/** ADD of "a" on 10.1.2.0/24 (it gets 10.1.2.2), then the same ADD again with another ipam section. */
+async function reAddUnder(dir: string, ipam: JsonObject, args?: string) {
+  ok(await cni({ command: "ADD", containerId: "a" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" })));
+  return cni({ command: "ADD", containerId: "a", args }, netconf({ dataDir: dir, ...ipam }));
+}
+const isHeld = async (dir: string, ip: string) =>
+  (await cni({ command: "ADD", containerId: "b", args: `IP=${ip}` }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" })))
+    .code !== 0;
+
 test("re-ADD after the held address was added to exclude: a new address, and the excluded one is freed", async ({
   dir,
 }) => {
-  ok(await cni({ command: "ADD", containerId: "a" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" })));
-  const again = await cni(
-    { command: "ADD", containerId: "a" },
-    netconf({ dataDir: dir, subnet: "10.1.2.0/24", exclude: ["10.1.2.2"] }),
-  );
+  const again = await reAddUnder(dir, { subnet: "10.1.2.0/24", exclude: ["10.1.2.2"] });
   ok(again);
   assert.equal(addresses(again.json), ["10.1.2.3/24"]);
-  // Without the exclude, 10.1.2.2 can be had again: the re-ADD released it.
-  ok(
-    await cni(
-      { command: "ADD", containerId: "b", args: "IP=10.1.2.2" },
-      netconf({ dataDir: dir, subnet: "10.1.2.0/24" }),
-    ),
-  );
+  assert.not.ok(await isHeld(dir, "10.1.2.2"), "the re-ADD released 10.1.2.2");
 });
 
 test("re-ADD after the held address became the range's gateway: a new address, the gateway is not handed out", async ({
   dir,
 }) => {
-  ok(await cni({ command: "ADD", containerId: "a" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" })));
-  const again = await cni(
-    { command: "ADD", containerId: "a" },
-    netconf({ dataDir: dir, ranges: [[{ subnet: "10.1.2.0/24", gateway: "10.1.2.2" }]] }),
-  );
+  const again = await reAddUnder(dir, { ranges: [[{ subnet: "10.1.2.0/24", gateway: "10.1.2.2" }]] });
   ok(again);
   assert.equal(again.json?.ips, [{ address: "10.1.2.3/24", gateway: "10.1.2.2" }]);
 });
@@ -72,26 +68,24 @@ test("re-ADD after the held address became the range's gateway: a new address, t
 test("re-ADD that requests the held address after it was excluded fails with host-local's message and keeps it", async ({
   dir,
 }) => {
-  ok(await cni({ command: "ADD", containerId: "a" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" })));
-  const excluded = netconf({ dataDir: dir, subnet: "10.1.2.0/24", exclude: ["10.1.2.2"] });
-  const asked = await cni({ command: "ADD", containerId: "a", args: "IP=10.1.2.2" }, excluded);
+  const asked = await reAddUnder(dir, { subnet: "10.1.2.0/24", exclude: ["10.1.2.2"] }, "IP=10.1.2.2");
   assert.is(asked.code, 1);
   assert.is(asked.json?.code, 999);
   assert.is(
     asked.json?.msg,
     "failed to allocate for range 0: requested IP address 10.1.2.2 is not available in range set 10.1.2.1-10.1.2.254",
   );
-  const gateway = await cni(
-    { command: "ADD", containerId: "a", args: "IP=10.1.2.2" },
-    netconf({ dataDir: dir, ranges: [[{ subnet: "10.1.2.0/24", gateway: "10.1.2.2" }]] }),
-  );
-  assert.is(gateway.json?.msg, "failed to allocate for range 0: requested ip 10.1.2.2 is subnet's gateway");
-  // Both failures rolled back: the attachment still holds 10.1.2.2.
-  const held = await cni(
-    { command: "ADD", containerId: "b", args: "IP=10.1.2.2" },
-    netconf({ dataDir: dir, subnet: "10.1.2.0/24" }),
-  );
-  assert.is(held.code, 1);
+  assert.ok(await isHeld(dir, "10.1.2.2"), "the failed re-ADD rolled back: a still holds 10.1.2.2");
+});
+
+test("re-ADD that requests the held address after it became the gateway fails with host-local's message", async ({
+  dir,
+}) => {
+  const gateway = { ranges: [[{ subnet: "10.1.2.0/24", gateway: "10.1.2.2" }]] };
+  const asked = await reAddUnder(dir, gateway, "IP=10.1.2.2");
+  assert.is(asked.code, 1);
+  assert.is(asked.json?.msg, "failed to allocate for range 0: requested ip 10.1.2.2 is subnet's gateway");
+  assert.ok(await isHeld(dir, "10.1.2.2"), "the failed re-ADD rolled back: a still holds 10.1.2.2");
 });
 
 test("DEL releases by container ID and ifname even when the ipam config is broken or its ranges changed", async ({

@@ -3,6 +3,7 @@
 // holds the plugin under test as `berth-ipam`. Shared by the netns, libcni and podman stages.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import type { CniOutcome } from "./cni.ts";
 import {
   addNetns,
   BRIDGE,
@@ -10,12 +11,10 @@ import {
   delNetns,
   IPAM_PLUGIN,
   netnsPath,
-  removeDir,
   runCni,
-  tempDir,
   type CniCall,
-  type CniReply,
 } from "./netns.ts";
+import { removeDir, tempDir } from "./temp.ts";
 
 export type Lab = {
   tag: string;
@@ -100,47 +99,34 @@ export function newContainer(lab: Lab, tag: string): Container {
 
 export type CallExtras = { cniArgs?: string; netnsPathOverride?: string; prevResult?: unknown };
 
-/** Run the reference bridge inside the lab's host namespace, as a runtime on that node would. */
-export function bridge(
+type LabCall = (
   lab: Lab,
   command: CniCall["command"],
   c: Container,
   config: Record<string, unknown>,
-  extra: CallExtras = {},
-): Promise<CniReply> {
-  const conf = extra.prevResult === undefined ? config : { ...config, prevResult: extra.prevResult };
-  return runCni(BRIDGE, {
-    command,
-    containerId: c.id,
-    netns: extra.netnsPathOverride ?? netnsPath(c.ns),
-    ifname: c.ifname,
-    cniPath: lab.cniPath,
-    cniArgs: extra.cniArgs,
-    config: conf,
-    inNs: lab.host,
-  });
-}
+  extra?: CallExtras,
+) => Promise<CniOutcome>;
 
-/** Exec the plugin under test directly with what bridge would send it (its whole config). */
-export function ipamDirect(
-  lab: Lab,
-  command: CniCall["command"],
-  c: Container,
-  config: Record<string, unknown>,
-  extra: CallExtras = {},
-): Promise<CniReply> {
-  const conf = extra.prevResult === undefined ? config : { ...config, prevResult: extra.prevResult };
-  return runCni(IPAM_PLUGIN, {
-    command,
-    containerId: c.id,
-    netns: netnsPath(c.ns),
-    ifname: c.ifname,
-    cniPath: lab.cniPath,
-    cniArgs: extra.cniArgs,
-    config: conf,
-    inNs: lab.host,
-  });
-}
+/** A plugin run inside the lab's host namespace, as a runtime on that node would run it. */
+const inLab =
+  (plugin: string): LabCall =>
+  (lab, command, c, config, extra = {}) =>
+    runCni(plugin, {
+      command,
+      containerId: c.id,
+      netns: extra.netnsPathOverride ?? netnsPath(c.ns),
+      ifname: c.ifname,
+      cniPath: lab.cniPath,
+      cniArgs: extra.cniArgs,
+      config: extra.prevResult === undefined ? config : { ...config, prevResult: extra.prevResult },
+      inNs: lab.host,
+    });
+
+/** The reference bridge. */
+export const bridge: LabCall = inLab(BRIDGE);
+
+/** The plugin under test exec'ed directly with what bridge would send it (its whole config). */
+export const ipamDirect: LabCall = inLab(IPAM_PLUGIN);
 
 // ---- CNI 1.0.0 result shape, as bridge returns it ----------------------------------------------
 

@@ -1,11 +1,12 @@
 // Calls a CNI plugin the way a runtime does (SPEC.md "Parameters"): CNI_* in a clean environment,
 // the network config on stdin, the result or error JSON on stdout.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { suite, type Test } from "uvu";
-import { execBinary, IPAM_PLUGIN, type ExecResult } from "./exec.ts";
+import { asJsonObject, type JsonObject } from "../../shared/json.ts";
+import { execBinary, IPAM_PLUGIN, type ExecOptions, type ExecResult } from "./exec.ts";
+import { removeDir, tempDir } from "./temp.ts";
 
 export type CniCall = {
   command: "ADD" | "DEL" | "CHECK" | "GC" | "STATUS" | "VERSION" | string;
@@ -18,7 +19,20 @@ export type CniCall = {
   plugin?: string;
 };
 
-export type CniOutcome = ExecResult & { json: Record<string, unknown> | undefined };
+/** What a runtime sees of one plugin exec: exit, streams, and stdout as a JSON object if it is one. */
+export type CniOutcome = ExecResult & { json: JsonObject | undefined };
+
+/** Execs one CNI plugin (or a wrapper such as `ip netns exec` around it) and reads its answer. */
+export async function execCni(file: string, opts: ExecOptions): Promise<CniOutcome> {
+  const res = await execBinary(file, opts);
+  let json: JsonObject | undefined;
+  try {
+    json = res.stdout.trim() ? asJsonObject(JSON.parse(res.stdout)) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { ...res, json };
+}
 
 export async function cni(call: CniCall, stdin: unknown): Promise<CniOutcome> {
   const env: Record<string, string> = {
@@ -33,21 +47,8 @@ export async function cni(call: CniCall, stdin: unknown): Promise<CniOutcome> {
   };
   for (const [k, v] of Object.entries(env)) if (v === "") delete env[k];
   const text = typeof stdin === "string" || Buffer.isBuffer(stdin) ? stdin : JSON.stringify(stdin);
-  const res = await execBinary(call.plugin ?? IPAM_PLUGIN, { env, stdin: text });
-  let json: Record<string, unknown> | undefined;
-  try {
-    json = res.stdout.trim() ? (JSON.parse(res.stdout) as Record<string, unknown>) : undefined;
-  } catch {
-    json = undefined;
-  }
-  return { ...res, json };
+  return execCni(call.plugin ?? IPAM_PLUGIN, { env, stdin: text });
 }
-
-export function tempDir(prefix = "berth-test-"): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
-
-export const removeDir = (d: string): void => rmSync(d, { recursive: true, force: true });
 
 /** A fingerprint of every file under dir (names, sizes, contents): "nothing changed" checks. */
 export function snapshot(dir: string): string {
@@ -76,7 +77,7 @@ export function snapshot(dir: string): string {
 }
 
 /** A network config the way bridge hands it to its IPAM plugin: the whole thing, not just ipam. */
-export function netconf(ipam: Record<string, unknown>, extra: Record<string, unknown> = {}): Record<string, unknown> {
+export function netconf(ipam: JsonObject, extra: JsonObject = {}): JsonObject {
   return {
     cniVersion: "1.0.0",
     name: "testnet",
@@ -88,7 +89,7 @@ export function netconf(ipam: Record<string, unknown>, extra: Record<string, unk
 }
 
 /** The addresses of an ADD result, whatever the version's shape. */
-export function addresses(json: Record<string, unknown> | undefined): string[] {
+export function addresses(json: JsonObject | undefined): string[] {
   if (!json) return [];
   const out: string[] = [];
   if (Array.isArray(json.ips)) for (const ip of json.ips as { address: string }[]) out.push(ip.address);
@@ -105,7 +106,7 @@ export type DirCtx = { dir: string };
 export function suiteWithDir(name: string): Test<DirCtx> {
   const s = suite<DirCtx>(name);
   s.before.each((ctx) => {
-    ctx.dir = tempDir();
+    ctx.dir = tempDir("blackbox");
   });
   s.after.each((ctx) => removeDir(ctx.dir));
   return s;

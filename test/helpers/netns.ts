@@ -8,10 +8,11 @@
 // process exit handler below (also on SIGINT/SIGTERM), and stale ones of dead test processes are
 // swept at start.
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readdirSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
-import { execBinary, IPAM_PLUGIN, type ExecResult } from "./exec.ts";
+import { execCni, type CniOutcome } from "./cni.ts";
+import { IPAM_PLUGIN, type ExecResult } from "./exec.ts";
+import { removeAllTempDirs } from "./temp.ts";
 
 export const IP = "/usr/sbin/ip";
 export const NSENTER = "/usr/bin/nsenter";
@@ -23,7 +24,6 @@ export const NETNS_DIR = "/var/run/netns";
 const PREFIX = "berth-test-";
 const mine = `${PREFIX}${process.pid}-`;
 const liveNamespaces = new Set<string>();
-const liveDirs = new Set<string>();
 let counter = 0;
 
 export const netnsPath = (name: string): string => join(NETNS_DIR, name);
@@ -46,18 +46,6 @@ export function delNetns(name: string): void {
   liveNamespaces.delete(name);
 }
 
-/** A temp dir removed at the end of the run at the latest. */
-export function tempDir(tag: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `${mine}${tag}-`));
-  liveDirs.add(dir);
-  return dir;
-}
-
-export function removeDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
-  liveDirs.delete(dir);
-}
-
 const firstHooks: (() => void)[] = [];
 /** Run before namespaces and temp dirs go (e.g. stop podman's containers while its dirs exist). */
 export function onCleanup(fn: () => void): void {
@@ -73,7 +61,7 @@ export function cleanupAll(): void {
     }
   }
   for (const name of [...liveNamespaces]) delNetns(name);
-  for (const dir of [...liveDirs]) removeDir(dir);
+  removeAllTempDirs();
 }
 
 /** Namespaces left by a test process that no longer exists (killed with SIGKILL, say). */
@@ -181,8 +169,6 @@ export type CniCall = {
   inNs?: string;
 };
 
-export type CniReply = ExecResult & { json: unknown };
-
 export function cniEnv(call: CniCall): Record<string, string> {
   const env: Record<string, string> = { CNI_COMMAND: call.command, CNI_PATH: call.cniPath };
   if (call.containerId !== undefined) env.CNI_CONTAINERID = call.containerId;
@@ -193,25 +179,15 @@ export function cniEnv(call: CniCall): Record<string, string> {
 }
 
 /** Exec one CNI plugin binary the way a runtime does (clean env, config on stdin). */
-export async function runCni(plugin: string, call: CniCall): Promise<CniReply> {
+export function runCni(plugin: string, call: CniCall): Promise<CniOutcome> {
   const file = call.inNs ? IP : plugin;
   const args = call.inNs ? ["netns", "exec", call.inNs, plugin] : [];
-  const r = await execBinary(file, { args, env: cniEnv(call), stdin: JSON.stringify(call.config) });
-  let json: unknown;
-  const text = r.stdout.trim();
-  if (text) {
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-  }
-  return { ...r, json };
+  return execCni(file, { args, env: cniEnv(call), stdin: JSON.stringify(call.config) });
 }
 
 export type CniErrorShape = { cniVersion?: string; code: number; msg: string; details?: string };
 
-export function asCniError(r: CniReply): CniErrorShape {
+export function asCniError(r: CniOutcome): CniErrorShape {
   const j = r.json as Partial<CniErrorShape> | undefined;
   if (r.code === 0 || !j || typeof j.code !== "number" || typeof j.msg !== "string") {
     throw new Error(

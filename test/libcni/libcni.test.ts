@@ -26,8 +26,8 @@ import {
   netnsPath,
   runCni,
   sweepStale,
-  tempDir,
 } from "../helpers/netns.ts";
+import { tempDir } from "../helpers/temp.ts";
 import {
   gated,
   needExecutable,

@@ -5,7 +5,8 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cni, removeDir, tempDir, type CniCall } from "../helpers/cni.ts";
+import { cni, type CniCall } from "../helpers/cni.ts";
+import { removeDir, tempDir } from "../helpers/temp.ts";
 import { IPAM_PLUGIN } from "../helpers/exec.ts";
 import { inCI } from "../helpers/peers.ts";
 

@@ -40,8 +40,8 @@ import {
   onCleanup,
   REFERENCE_DIR,
   sweepStale,
-  tempDir,
 } from "../helpers/netns.ts";
+import { tempDir } from "../helpers/temp.ts";
 import { gated, needExecutable, needPluginUnderTest, needRoot } from "../helpers/peers.ts";
 
 const PODMAN = "/usr/bin/podman";

@@ -12,7 +12,7 @@ import { createSqliteStore, openSqliteStore, type SqliteStore } from "../../cni/
 import { parseHostLocalRecord } from "../../cni/store/host-local-import.ts";
 import { cniErrorOf } from "../../cni/with-store.ts";
 import { errorMessage } from "../../shared/json.ts";
-import { removeDir, tempDir } from "../helpers/cni.ts";
+import { removeDir, tempDir } from "../helpers/temp.ts";
 
 type Ctx = { dir: string; store: SqliteStore };
 const test = suite<Ctx>("sqlite store");
