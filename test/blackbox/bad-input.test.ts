@@ -81,8 +81,10 @@ for (const [name, ipam] of configCases) {
     // Go's JSON decoder reports type mismatches itself (code 999 as a plain error, or 6);
     // host-local passes a route without dst through unchecked (intended difference).
     if (!REF) assertRefused(r, CONFIG_ERROR, ctx);
-    else if (name !== "a route without dst")
-      assert.ok(r.code === 1 && [6, 999].includes(Number(r.json?.code)), r.stdout);
+    else if (name !== "a route without dst") {
+      assert.is(r.code, 1, r.stdout);
+      assert.ok([6, 999].includes(Number(r.json?.code)), r.stdout);
+    }
   });
 }
 

@@ -110,10 +110,13 @@ test("5: DEL of an unknown container ID (legacy subnet config) succeeds", async 
   ok(await cni({ command: "DEL", containerId: "never-added" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" })));
 });
 
-test("6: the first ADD logs nothing about a missing last reserved IP", async ({ dir }) => {
+test("6: the first ADD of a new network prints nothing on stderr", async ({ dir }) => {
   const r = await cni({ command: "ADD" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" }));
   ok(r);
-  assert.not.match(r.stderr, "Error retrieving last reserved ip");
+  // host-local's own case is about one log line, which only host-local's code could print; berth
+  // writes nothing to stderr on success at all, so it is held to that instead.
+  if (REF) assert.not.match(r.stderr, "Error retrieving last reserved ip");
+  else assert.is(r.stderr, "");
 });
 
 test("7: args.cni.ips [10.1.2.88] gives exactly that address", async ({ dir }) => {

@@ -122,7 +122,8 @@ it("two containers on the bridge reach each other (ICMP inside the test namespac
   ok(rb, "ADD b");
   const ipA = resultOf(ra).ips?.[0]?.address.split("/")[0] ?? "";
   const ipB = resultOf(rb).ips?.[0]?.address.split("/")[0] ?? "";
-  assert.ok(ipA.startsWith(`${l.prefix}.`) && ipB.startsWith(`${l.prefix}.`), `${ipA} ${ipB}`);
+  assert.ok(ipA.startsWith(`${l.prefix}.`), ipA);
+  assert.ok(ipB.startsWith(`${l.prefix}.`), ipB);
   assert.is.not(ipA, ipB, "two containers got the same address");
   const ab = ping(a.ns, ipB);
   assert.ok(ab.ok, `ping a -> b failed:\n${ab.output}`);

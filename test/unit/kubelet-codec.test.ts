@@ -28,9 +28,12 @@ test("decodes every apiVersion; keeps service-account fields only for v1", () =>
 
 test("empty token and annotations are omitted; nulls read as absent", () => {
   const d = decodeRequest(req({ serviceAccountToken: "", serviceAccountAnnotations: null }));
-  assert.ok(d.ok && d.value.serviceAccountToken === undefined && d.value.serviceAccountAnnotations === undefined);
-  const n = decodeRequest(req({ image: null }));
-  assert.ok(!n.ok && n.error === "image in plugin request was empty");
+  assert.ok(d.ok);
+  if (d.ok) {
+    assert.is(d.value.serviceAccountToken, undefined);
+    assert.is(d.value.serviceAccountAnnotations, undefined);
+  }
+  assert.equal(decodeRequest(req({ image: null })), { ok: false, error: "image in plugin request was empty" });
 });
 
 test("anchor order and messages: apiVersion, then kind, then image", () => {
@@ -56,7 +59,7 @@ test("anchor order and messages: apiVersion, then kind, then image", () => {
 
 test("field names are case-sensitive: 'Image' is not 'image'", () => {
   const d = decodeRequest(JSON.stringify({ kind: "CredentialProviderRequest", apiVersion: V1, Image: "a.io/b" }));
-  assert.ok(!d.ok && d.error === "image in plugin request was empty");
+  assert.equal(d, { ok: false, error: "image in plugin request was empty" });
 });
 
 test("encodeResponse: only the kubelet's fields, stable order, auth entries copied down to username/password", () => {
