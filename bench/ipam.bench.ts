@@ -1,7 +1,7 @@
 // berth-ipam's cost per exec as the pool fills, next to Debian's host-local run the same way and
 // to bare `node -e 0` of the same Node, all with a clean environment (only PATH and CNI_*).
 // Each round runs every case once, so machine noise hits them alike; ratios are within this run.
-// Targets (issue 2): ADD at 60,000 allocations within 1.1x of berth's empty-pool ADD; empty-pool
+// Targets: ADD at 60,000 allocations within 1.1x of berth's empty-pool ADD; empty-pool
 // ADD within 1.25x of `node -e 0`.
 // Usage: node bench/ipam.bench.ts   (BENCH_RUNS=N, default 30; needs npm run build first)
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -111,7 +111,7 @@ async function main(): Promise<void> {
     }
     const wall50: [string, number][] = [];
     for (const [name, p] of Object.entries(pools)) {
-      if (p.plugin === "host-local" && name.endsWith("60k")) continue; // about a minute (baseline.md: 54 s)
+      if (p.plugin === "host-local" && name.endsWith("60k")) continue; // each of its ADDs reads all 60,000 records: about a minute for 50
       wall50.push([name, await concurrentAdds(p, 50, "conc")]);
     }
 

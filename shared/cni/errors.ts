@@ -18,8 +18,6 @@ export const ErrorCode = {
   Internal: 999,
 } as const;
 
-export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
-
 export class CniError extends Error {
   readonly code: number;
   readonly details: string;
@@ -33,7 +31,6 @@ export class CniError extends Error {
 
 export const incompatibleVersion = (msg: string, details = "") =>
   new CniError(ErrorCode.IncompatibleVersion, msg, details);
-export const unsupportedField = (msg: string, details = "") => new CniError(ErrorCode.UnsupportedField, msg, details);
 export const unknownContainer = (msg: string, details = "") => new CniError(ErrorCode.UnknownContainer, msg, details);
 export const invalidEnv = (msg: string, details = "") => new CniError(ErrorCode.InvalidEnvironment, msg, details);
 export const ioFailure = (msg: string, details = "") => new CniError(ErrorCode.IOFailure, msg, details);

@@ -1,6 +1,8 @@
-// What berth does beyond host-local (the issue's "Beyond host-local" list, from users' top
-// complaints in ../shared/reference/cni-spec.md). Under the reference stage these are skipped:
-// host-local does none of them, and checklist.test.ts asserts its own behaviour where it differs.
+// What berth does beyond host-local, for what users of host-local keep running into: addresses
+// leaked when DEL never comes (containernetworking/plugins#252), a repeated ADD refused as a
+// "duplicate allocation" (containernetworking/plugins#327, hashicorp/nomad#15763), DEL that needs a
+// valid config, no exclude list, no GC. Under the reference stage these are skipped: host-local
+// does none of them, and checklist.test.ts asserts its own behaviour where it differs.
 import * as assert from "uvu/assert";
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";

@@ -1,5 +1,7 @@
-// host-local's upstream test cases (../shared/reference/cni-spec.md "parity checklist"), run
-// against the built binary exactly as a runtime runs it. The suite also runs against Debian's
+// host-local's upstream test cases (containernetworking/plugins plugins/ipam/host-local:
+// host_local_test.go, dns_test.go and backend/allocator's allocator_test.go, range_test.go,
+// range_set_test.go, config_test.go; each test names its case), run against the built binary
+// exactly as a runtime runs it. The suite also runs against Debian's
 // host-local (stage "reference"); where berth differs on purpose, the test says so and asserts
 // the reference's own behaviour there.
 import * as assert from "uvu/assert";
@@ -12,12 +14,14 @@ const REF = underTestIsReference();
 /** host-local reports every error as a plain Go error (999); berth uses the spec's code 7 for config. */
 const CONFIG_ERROR = REF ? 999 : 7;
 
-const test = suiteWithDir("host-local checklist");
+const test = suiteWithDir("host-local upstream cases");
 
 const ok = (r: { code: number; stdout: string; stderr: string }) =>
   assert.is(r.code, 0, `exit ${r.code}: ${r.stdout}${r.stderr}`);
 
-test("1: two range sets, routes and resolvConf give both addresses, gateways, routes and dns", async ({ dir }) => {
+test(`host_local_test.go "allocates and releases addresses with ADD/DEL": two range sets, routes and resolvConf give both addresses, gateways, routes and dns`, async ({
+  dir,
+}) => {
   const resolv = join(dir, "resolv.conf");
   writeFileSync(resolv, "nameserver 192.0.2.3\n");
   const routes = [
@@ -60,7 +64,9 @@ test("1: two range sets, routes and resolvConf give both addresses, gateways, ro
   }
 });
 
-test("2: two networks, same container ID, different ifnames: each gets .2; DEL eth0 leaves eth1's", async ({ dir }) => {
+test(`host_local_test.go "allocates and releases addresses on specific interface with ADD/DEL": two networks, same container ID, different ifnames: each gets .2; DEL eth0 leaves eth1's`, async ({
+  dir,
+}) => {
   const a = netconf({ dataDir: dir, subnet: "10.1.2.0/24" }, { name: "net-a" });
   const b = netconf({ dataDir: dir, subnet: "10.1.2.0/24" }, { name: "net-b" });
   const ra = await cni({ command: "ADD", containerId: "dummy", ifname: "eth0" }, a);
@@ -74,7 +80,7 @@ test("2: two networks, same container ID, different ifnames: each gets .2; DEL e
   assert.is(taken.code, 1, "eth1's address on net-b is still held");
 });
 
-test("3: ADD dummy gets .2, dummy1 gets .3; a repeated ADD of dummy is idempotent in berth (host-local: duplicate error)", async ({
+test(`host_local_test.go "repeat allocating addresses on specific interface for same container ID with ADD": ADD dummy gets .2, dummy1 gets .3; a repeated ADD of dummy is idempotent in berth (host-local: duplicate error)`, async ({
   dir,
 }) => {
   const conf = netconf({ dataDir: dir, subnet: "10.1.2.0/24" });
@@ -93,7 +99,9 @@ test("3: ADD dummy gets .2, dummy1 gets .3; a repeated ADD of dummy is idempoten
   }
 });
 
-test("4: a legacy record holding only the container ID is released by DEL", async ({ dir }) => {
+test(`host_local_test.go "verify DEL works on backwards compatible allocate": a legacy record holding only the container ID is released by DEL`, async ({
+  dir,
+}) => {
   const conf = netconf({ dataDir: dir, subnet: "10.1.2.0/24" });
   mkdirSync(join(dir, "testnet"));
   writeFileSync(join(dir, "testnet", "10.1.2.5"), "dummy");
@@ -106,11 +114,15 @@ test("4: a legacy record holding only the container ID is released by DEL", asyn
   assert.equal(addresses(now.json), ["10.1.2.5/24"]);
 });
 
-test("5: DEL of an unknown container ID (legacy subnet config) succeeds", async ({ dir }) => {
+test(`host_local_test.go "doesn't error when passed an unknown ID on DEL": DEL of an unknown container ID (legacy subnet config) succeeds`, async ({
+  dir,
+}) => {
   ok(await cni({ command: "DEL", containerId: "never-added" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" })));
 });
 
-test("6: the first ADD of a new network prints nothing on stderr", async ({ dir }) => {
+test(`host_local_test.go "does not output an error message upon initial subnet creation": the first ADD of a new network prints nothing on stderr`, async ({
+  dir,
+}) => {
   const r = await cni({ command: "ADD" }, netconf({ dataDir: dir, subnet: "10.1.2.0/24" }));
   ok(r);
   // host-local's own case is about one log line, which only host-local's code could print; berth
@@ -119,7 +131,9 @@ test("6: the first ADD of a new network prints nothing on stderr", async ({ dir 
   else assert.is(r.stderr, "");
 });
 
-test("7: args.cni.ips [10.1.2.88] gives exactly that address", async ({ dir }) => {
+test(`host_local_test.go "allocates a custom IP when requested by config args": args.cni.ips [10.1.2.88] gives exactly that address`, async ({
+  dir,
+}) => {
   const r = await cni(
     { command: "ADD" },
     netconf({ dataDir: dir, subnet: "10.1.2.0/24" }, { args: { cni: { ips: ["10.1.2.88"] } } }),
@@ -128,7 +142,7 @@ test("7: args.cni.ips [10.1.2.88] gives exactly that address", async ({ dir }) =
   assert.equal(addresses(r.json), ["10.1.2.88/24"]);
 });
 
-test("8: two v4 sets with requested .2.88 and .3.77 give both in order; 0.2.0 refuses two sets of one family", async ({
+test(`host_local_test.go "allocates custom IPs from multiple ranges", config_test.go "Should should error on too many ranges": two v4 sets with requested .2.88 and .3.77 give both in order; 0.2.0 refuses two sets of one family`, async ({
   dir,
 }) => {
   const ipam = { dataDir: dir, ranges: [[{ subnet: "10.1.2.0/24" }], [{ subnet: "10.1.3.0/24" }]] };
@@ -143,7 +157,9 @@ test("8: two v4 sets with requested .2.88 and .3.77 give both in order; 0.2.0 re
   }
 });
 
-test("9: requested 10.1.2.88 and 2001:db8:1::999 across a two-range v4 set and a v6 set", async ({ dir }) => {
+test(`host_local_test.go "allocates custom IPs from multiple protocols": requested 10.1.2.88 and 2001:db8:1::999 across a two-range v4 set and a v6 set`, async ({
+  dir,
+}) => {
   const ipam = {
     dataDir: dir,
     ranges: [[{ subnet: "172.16.1.0/24" }, { subnet: "10.1.2.0/24" }], [{ subnet: "2001:db8:1::/48" }]],
@@ -153,7 +169,7 @@ test("9: requested 10.1.2.88 and 2001:db8:1::999 across a two-range v4 set and a
   assert.equal(addresses(r.json), ["10.1.2.88/24", "2001:db8:1::999/48"]);
 });
 
-test("10: two requested IPs in one set fail with 'failed to allocate all requested IPs' and roll back", async ({
+test(`host_local_test.go "fails if a requested custom IP is not used": two requested IPs in one set fail with 'failed to allocate all requested IPs' and roll back`, async ({
   dir,
 }) => {
   const conf = netconf({ dataDir: dir, subnet: "10.1.2.0/24" }, { args: { cni: { ips: ["10.1.2.88", "10.1.2.89"] } } });
@@ -176,7 +192,9 @@ test("10: two requested IPs in one set fail with 'failed to allocate all request
   );
 });
 
-test("11, 13, 16: a /29 gives .2 to .6, then reports exhaustion", async ({ dir }) => {
+test(`allocator_test.go "should not allocate the broadcast address", "when out of ips": a /29 gives .2 to .6, then reports exhaustion`, async ({
+  dir,
+}) => {
   const conf = netconf({ dataDir: dir, subnet: "10.0.0.0/29" });
   const got: string[] = [];
   for (let i = 0; i < 5; i++) got.push(...addresses((await cni({ command: "ADD", containerId: `c${i}` }, conf)).json));
@@ -190,7 +208,9 @@ test("11, 13, 16: a /29 gives .2 to .6, then reports exhaustion", async ({ dir }
   );
 });
 
-test("11: with the cursor at .3 and everything free, allocation runs .4 .5 .6 .2 .3", async ({ dir }) => {
+test(`allocator_test.go RangeIter "should loop correctly from the middle": with the cursor at .3 and everything free, allocation runs .4 .5 .6 .2 .3`, async ({
+  dir,
+}) => {
   const conf = netconf({ dataDir: dir, subnet: "10.0.0.0/29" });
   for (const id of ["a", "b"]) ok(await cni({ command: "ADD", containerId: id }, conf));
   for (const id of ["a", "b"]) ok(await cni({ command: "DEL", containerId: id }, conf));
@@ -199,7 +219,9 @@ test("11: with the cursor at .3 and everything free, allocation runs .4 .5 .6 .2
   assert.equal(got, ["10.0.0.4/29", "10.0.0.5/29", "10.0.0.6/29", "10.0.0.2/29", "10.0.0.3/29"]);
 });
 
-test("12: two /30 ranges in one set: after 10.0.0.2 comes 10.0.1.2, then wrap to 10.0.0.2", async ({ dir }) => {
+test(`allocator_test.go "should allocate ips in round robin": two /30 ranges in one set: after 10.0.0.2 comes 10.0.1.2, then wrap to 10.0.0.2`, async ({
+  dir,
+}) => {
   const conf = netconf({ dataDir: dir, ranges: [[{ subnet: "10.0.0.0/30" }, { subnet: "10.0.1.0/30" }]] });
   assert.equal(addresses((await cni({ command: "ADD", containerId: "a" }, conf)).json), ["10.0.0.2/30"]);
   assert.equal(addresses((await cni({ command: "ADD", containerId: "b" }, conf)).json), ["10.0.1.2/30"]);
@@ -207,14 +229,18 @@ test("12: two /30 ranges in one set: after 10.0.0.2 comes 10.0.1.2, then wrap to
   assert.equal(addresses((await cni({ command: "ADD", containerId: "c" }, conf)).json), ["10.0.0.2/30"]);
 });
 
-test("14: get, release, get gives .3, not .2 (a freed address waits for the wrap)", async ({ dir }) => {
+test(`allocator_test.go "should allocate in a round-robin fashion": get, release, get gives .3, not .2 (a freed address waits for the wrap)`, async ({
+  dir,
+}) => {
   const conf = netconf({ dataDir: dir, subnet: "10.0.0.0/29" });
   assert.equal(addresses((await cni({ command: "ADD", containerId: "a" }, conf)).json), ["10.0.0.2/29"]);
   ok(await cni({ command: "DEL", containerId: "a" }, conf));
   assert.equal(addresses((await cni({ command: "ADD", containerId: "b" }, conf)).json), ["10.0.0.3/29"]);
 });
 
-test("15: requesting .5 twice fails the second time; a request outside rangeStart..rangeEnd fails", async ({ dir }) => {
+test(`allocator_test.go "when requesting a specific IP": requesting .5 twice fails the second time; a request outside rangeStart..rangeEnd fails`, async ({
+  dir,
+}) => {
   const conf = netconf({ dataDir: dir, subnet: "192.168.1.0/29" });
   ok(await cni({ command: "ADD", containerId: "a", args: "IP=192.168.1.5" }, conf));
   const second = await cni({ command: "ADD", containerId: "b", args: "IP=192.168.1.5" }, conf);
@@ -234,13 +260,15 @@ test("15: requesting .5 twice fails the second time; a request outside rangeStar
   assert.is(outside.json?.msg, "failed to allocate all requested IPs: 192.168.1.6");
 });
 
-test("15: the gateway cannot be requested", async ({ dir }) => {
+test("allocator.go IPAllocator.Get: the gateway cannot be requested", async ({ dir }) => {
   const r = await cni({ command: "ADD", args: "IP=192.168.1.1" }, netconf({ dataDir: dir, subnet: "192.168.1.0/29" }));
   assert.is(r.code, 1);
   assert.is(r.json?.msg, "failed to allocate for range 0: requested ip 192.168.1.1 is subnet's gateway");
 });
 
-test("17: explicit ranges 192.168.1.0-.3 and 192.168.2.0-.3: after 192.168.1.3 comes 192.168.2.0", async ({ dir }) => {
+test(`allocator_test.go "when lastReservedIP is at the end of one of multi ranges": explicit ranges 192.168.1.0-.3 and 192.168.2.0-.3: after 192.168.1.3 comes 192.168.2.0`, async ({
+  dir,
+}) => {
   const conf = netconf({
     dataDir: dir,
     ranges: [
@@ -256,7 +284,9 @@ test("17: explicit ranges 192.168.1.0-.3 and 192.168.2.0-.3: after 192.168.1.3 c
   assert.equal(got, ["192.168.1.0/24", "192.168.1.2/24", "192.168.1.3/24", "192.168.2.0/24"]);
 });
 
-test("18: defaults: /24 from .2 (gateway .1), v6 /64 from ::2 with gateway ::1", async ({ dir }) => {
+test(`range_test.go "should generate sane defaults": defaults: /24 from .2 (gateway .1), v6 /64 from ::2 with gateway ::1`, async ({
+  dir,
+}) => {
   const r = await cni(
     { command: "ADD" },
     netconf({ dataDir: dir, ranges: [[{ subnet: "192.168.0.0/24" }], [{ subnet: "2001:db8::/64" }]] }),
@@ -270,42 +300,42 @@ test("18: defaults: /24 from .2 (gateway .1), v6 /64 from ::2 with gateway ::1",
 
 const configErrors: [string, Record<string, unknown>, string][] = [
   [
-    "19: host bits set",
+    'range_test.go "should reject ipv4 network with host bit set"',
     { subnet: "192.0.2.12/24" },
     "invalid range set 0: Network has host bits set. For a subnet mask of length 24 the network address is 192.0.2.0",
   ],
   [
-    "19: host bits set (/23)",
+    'range_test.go "should reject ipv4 network with host bit set" (/23)',
     { subnet: "192.168.127.0/23" },
     "invalid range set 0: Network has host bits set. For a subnet mask of length 23 the network address is 192.168.126.0",
   ],
   [
-    "20: a /31 is too small",
+    'range_test.go "Should reject a network that\'s too small": a /31',
     { subnet: "192.0.2.0/31" },
     "invalid range set 0: Network 192.0.2.0/31 too small to allocate from",
   ],
   [
-    "21: rangeStart outside the subnet",
+    'range_test.go "should reject invalid RangeStart and RangeEnd specifications": outside the subnet',
     { ranges: [[{ subnet: "192.0.2.0/24", rangeStart: "192.0.3.0" }]] },
     "invalid range set 0: RangeStart 192.0.3.0 not in network 192.0.2.0/24",
   ],
   [
-    "21: rangeStart after rangeEnd",
+    'range_test.go "should reject invalid RangeStart and RangeEnd specifications": start after end',
     { ranges: [[{ subnet: "192.0.2.0/24", rangeStart: "192.0.2.50", rangeEnd: "192.0.2.40" }]] },
     "invalid range set 0: RangeStart 192.0.2.50 not in network 192.0.2.0/24",
   ],
   [
-    "23: overlapping subnets in one set",
+    'range_set_test.go "should discover overlaps within a set"',
     { ranges: [[{ subnet: "192.168.0.0/20" }, { subnet: "192.168.2.0/24" }]] },
     "invalid range set 0: subnets 192.168.0.1-192.168.15.254 and 192.168.2.1-192.168.2.254 overlap",
   ],
   [
-    "25: overlapping range sets",
+    'config_test.go "Should detect overlap between rangesets"',
     { ranges: [[{ subnet: "10.0.0.0/24" }], [{ subnet: "10.0.0.0/24" }]] },
     "range set 0 overlaps with 1",
   ],
   [
-    "25: mixed address families in one set",
+    'config_test.go "should error on rangesets with different families"',
     { ranges: [[{ subnet: "10.0.0.0/24" }, { subnet: "2001:db8::/64" }]] },
     "invalid range set 0: mixed address families",
   ],
@@ -329,7 +359,9 @@ test("missing ipam key: IPAM config missing 'ipam' key", async ({ dir }) => {
   assert.is(r.json?.msg, "IPAM config missing 'ipam' key");
 });
 
-test("24: set order is runtimeConfig.ipRanges, legacy subnet, ranges; IP=a.b.c.d/24 is accepted", async ({ dir }) => {
+test(`config_test.go "Should parse a mixed config with runtime args": set order is runtimeConfig.ipRanges, legacy subnet, ranges; IP=a.b.c.d/24 is accepted`, async ({
+  dir,
+}) => {
   const conf = netconf(
     { dataDir: dir, subnet: "10.1.2.0/24", ranges: [[{ subnet: "10.1.3.0/24" }]] },
     { runtimeConfig: { ipRanges: [[{ subnet: "10.1.4.0/24" }]] } },
@@ -342,7 +374,7 @@ test("24: set order is runtimeConfig.ipRanges, legacy subnet, ranges; IP=a.b.c.d
   assert.equal(addresses(plain.json), ["10.1.4.3/24", "10.1.2.10/24", "10.1.3.3/24"]);
 });
 
-test("24: unknown CNI_ARGS keys are refused unless IgnoreUnknown=1", async ({ dir }) => {
+test("types.LoadArgs: unknown CNI_ARGS keys are refused unless IgnoreUnknown=1", async ({ dir }) => {
   const conf = netconf({ dataDir: dir, subnet: "10.1.2.0/24" });
   const r = await cni({ command: "ADD", args: "K8S_POD_NAME=p;IP=10.1.2.10" }, conf);
   assert.is(r.code, 1);
@@ -350,7 +382,9 @@ test("24: unknown CNI_ARGS keys are refused unless IgnoreUnknown=1", async ({ di
   ok(await cni({ command: "ADD", args: "IgnoreUnknown=1;K8S_POD_NAMESPACE=ns;K8S_POD_NAME=p;IP=10.1.2.10" }, conf));
 });
 
-test("26: 0.2.0 with one v4 and one v6 set renders ip4 and ip6 with routes split by family", async ({ dir }) => {
+test(`config_test.go "Should allow one v4 and v6 range for 0.2.0": 0.2.0 with one v4 and one v6 set renders ip4 and ip6 with routes split by family`, async ({
+  dir,
+}) => {
   const routes = [{ dst: "0.0.0.0/0", gw: "10.1.2.1" }, { dst: "::/0" }];
   const r = await cni(
     { command: "ADD" },
@@ -368,7 +402,9 @@ test("26: 0.2.0 with one v4 and one v6 set renders ip4 and ip6 with routes split
   });
 });
 
-test("27: resolv.conf with comments and every field", async ({ dir }) => {
+test(`dns_test.go "parses all fields", "ignores comments": resolv.conf with comments and every field`, async ({
+  dir,
+}) => {
   const resolv = join(dir, "resolv.conf");
   writeFileSync(
     resolv,
@@ -384,7 +420,7 @@ test("27: resolv.conf with comments and every field", async ({ dir }) => {
   });
 });
 
-test("28: CHECK after ADD succeeds; CHECK of an unknown container fails", async ({ dir }) => {
+test(`SPEC.md "CHECK": CHECK after ADD succeeds; CHECK of an unknown container fails`, async ({ dir }) => {
   const conf = netconf({ dataDir: dir, subnet: "10.1.2.0/24" });
   const added = await cni({ command: "ADD" }, conf);
   ok(added);

@@ -69,7 +69,8 @@ export type BridgeOptions = {
 
 /**
  * A bridge network config delegating IPAM to `berth-ipam`. Routes carry an explicit `gw`:
- * bridge 1.1.1's CHECK rejects a non-default route without one (baseline.md).
+ * bridge 1.1.1's CHECK fails on a non-default route without one that its own ADD installed
+ * (observed with Debian's containernetworking-plugins 1.1.1).
  */
 export function bridgeConfig(lab: Lab, opts: BridgeOptions = {}): Record<string, unknown> {
   return {

@@ -1,6 +1,6 @@
 // Network namespaces for the conformance stages, and the reference bridge plugin run inside them.
 //
-// Isolation (issue 5, baseline.md "Test isolation that works here"): every namespace is made by
+// Isolation (test/CONFORMANCE.md "Isolation"): every namespace is made by
 // the test with `ip netns add` under a `berth-test-<pid>-` name; the bridge lives in a "host"
 // namespace made for the test, so nothing touches the machine's own network; the test subnet
 // (10.222.0.0/16) exists only inside those namespaces; no masquerade; no uplink, so no packet

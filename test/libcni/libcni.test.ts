@@ -1,4 +1,4 @@
-// The reference runtime library (issue 5): libcni 1.1.2 from Debian's golang-github-appc-cni-dev,
+// The reference runtime library: libcni 1.1.2 from Debian's golang-github-appc-cni-dev,
 // driven by our own small runtime (test/libcni/client/main.go), runs
 //   - a conflist of the reference bridge + the IPAM plugin under test, inside test namespaces,
 //   - a standalone-IPAM .conf whose top-level type is berth-ipam,

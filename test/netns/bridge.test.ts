@@ -1,7 +1,8 @@
-// Real delegation (issue 5): Debian's reference bridge plugin (containernetworking-plugins 1.1.1)
+// Real delegation: Debian's reference bridge plugin (containernetworking-plugins 1.1.1)
 // with `"ipam": {"type": "berth-ipam"}` and CNI_PATH = [the plugin under test, /usr/lib/cni],
 // run inside a host namespace made for the test, wiring container namespaces made for the test.
-// Baseline.md: bridge execs the IPAM plugin with its whole config and the same CNI_* env.
+// bridge execs the IPAM plugin with its whole config and the same CNI_* env
+// (SPEC.md "Delegated Plugin protocol").
 // The plugin under test is BERTH_IPAM (default dist/bin/berth-ipam); with
 // BERTH_IPAM=/usr/lib/cni/host-local the same suite runs against the reference IPAM.
 import { suite } from "uvu";

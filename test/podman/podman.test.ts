@@ -1,10 +1,11 @@
-// A real container runtime (issue 5): Debian's podman 4.3 with `network_backend = "cni"`, the
+// A real container runtime: Debian's podman 4.3 with `network_backend = "cni"`, the
 // plugin under test in `cni_plugin_dirs` as `berth-ipam`, a custom network whose conflist is the
 // reference bridge + berth-ipam, and an image made here with `podman import` of a busybox-static
 // rootfs (nothing is pulled). podman sends a requested IP only as
-// `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAME=<name>;IP=<ip>` (baseline.md), which we must honour.
+// `CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAME=<name>;IP=<ip>` (observed with podman 4.3.1, never as
+// runtimeConfig.ips), which we must honour.
 //
-// Sandbox facts (baseline.md): crun refuses this VM's mixed cgroup setup, so runc; no
+// Sandbox facts observed on the CI machine: crun refuses this VM's mixed cgroup setup, so runc; no
 // CAP_SYS_RESOURCE, so explicit default_ulimits; podman runs under `nsenter --net=` into a host
 // namespace made for the test (`ip netns exec` hides cgroup mounts), so its bridge never touches
 // the machine's network. All podman config, storage, run and tmp state live in a temp dir.

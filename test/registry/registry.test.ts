@@ -1,4 +1,4 @@
-// End to end with a real registry (issue 3): Debian's docker-registry (Docker Distribution) on
+// End to end with a real registry: Debian's docker-registry (Docker Distribution) on
 // 127.0.0.1 with htpasswd auth whose password is what the local ECR endpoint hands out as its
 // token. The credentials berth-credential-provider returns must let skopeo read a manifest, and a
 // wrong token must not. The registry, its storage and the image are made here and removed after.

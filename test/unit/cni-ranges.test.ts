@@ -1,4 +1,4 @@
-// IP arithmetic and host-local's range rules (checklist items 18 to 23 and 25).
+// IP arithmetic and host-local's range rules (backend/allocator range_test.go, range_set_test.go).
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { formatIp, ipFromKey, ipKey, parseCidr, parseIp, parseIpOrCidr } from "../../cni/ip.ts";
@@ -62,7 +62,7 @@ const msg = (fn: () => unknown): string => {
   }
   return "";
 };
-range("18: defaults for /24, /25 and a v6 /64", () => {
+range('"should generate sane defaults": /24, /25 and a v6 /64', () => {
   assert.is(rangeString(r({ subnet: "192.0.2.0/24" })), "192.0.2.1-192.0.2.254");
   assert.is(formatIp(r({ subnet: "192.0.2.0/24" }).gateway), "192.0.2.1");
   assert.is(rangeString(r({ subnet: "192.0.2.0/25" })), "192.0.2.1-192.0.2.126");
@@ -73,7 +73,7 @@ range("18: defaults for /24, /25 and a v6 /64", () => {
   );
   assert.is(formatIp(v6.gateway), "2001:db8:1::1");
 });
-range("19: host bits set name the network address", () => {
+range('"should reject ipv4 network with host bit set": the message names the network address', () => {
   assert.is(
     msg(() => r({ subnet: "192.0.2.12/24" })),
     "Network has host bits set. For a subnet mask of length 24 the network address is 192.0.2.0",
@@ -83,7 +83,7 @@ range("19: host bits set name the network address", () => {
     "Network has host bits set. For a subnet mask of length 23 the network address is 192.168.126.0",
   );
 });
-range("20: /31, /32, /127 and /128 are too small", () => {
+range('"Should reject a network that\'s too small": /31, /32, /127 and /128', () => {
   assert.is(
     msg(() => r({ subnet: "192.0.2.0/31" })),
     "Network 192.0.2.0/31 too small to allocate from",
@@ -101,7 +101,7 @@ range("20: /31, /32, /127 and /128 are too small", () => {
     "",
   );
 });
-range("21: rangeStart and rangeEnd must lie in the subnet and in order", () => {
+range('"should reject invalid RangeStart and RangeEnd specifications": in the subnet and in order', () => {
   assert.is(
     msg(() => r({ subnet: "192.0.2.0/24", rangeStart: "192.0.3.0" })),
     "RangeStart 192.0.3.0 not in network 192.0.2.0/24",
@@ -119,7 +119,7 @@ range("21: rangeStart and rangeEnd must lie in the subnet and in order", () => {
     "192.0.2.40-192.0.2.50",
   );
 });
-range("22: overlap rules", () => {
+range('"Detecting overlap" (range_test.go table)', () => {
   const o = (a: Record<string, unknown>, b: Record<string, unknown>) => rangesOverlap(r(a), r(b));
   assert.not.ok(o({ subnet: "10.0.0.0/24" }, { subnet: "10.0.1.0/24" }));
   assert.not.ok(o({ subnet: "10.0.0.0/24" }, { subnet: "2001:db8::/64" }));
@@ -130,7 +130,7 @@ range("22: overlap rules", () => {
   );
   assert.ok(o({ subnet: "10.0.0.0/24", rangeEnd: "10.0.0.127" }, { subnet: "10.0.0.0/24", rangeStart: "10.0.0.127" }));
 });
-range("23, 25: range set errors", () => {
+range('range_set_test.go "should discover overlaps within a set", empty and mixed-family sets', () => {
   assert.is(
     msg(() => canonicalizeRanges([])),
     "empty range set",
