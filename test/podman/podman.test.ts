@@ -42,6 +42,7 @@ import {
   REFERENCE_DIR,
   sweepStale,
 } from "../helpers/netns.ts";
+import { BUSYBOX, busyboxRootfsTar } from "../helpers/oci-image.ts";
 import { tempDir } from "../helpers/temp.ts";
 import { gated, needExecutable, needPluginUnderTest, needRoot } from "../helpers/peers.ts";
 
@@ -50,7 +51,6 @@ const RUNC = "/usr/sbin/runc";
 /** runc by default (crun refuses this VM's cgroup setup); BERTH_PODMAN_RUNTIME to try another. */
 const RUNTIME = process.env.BERTH_PODMAN_RUNTIME ?? "runc";
 const CONMON = "/usr/bin/conmon";
-const BUSYBOX = "/bin/busybox";
 const IMAGE = "localhost/berth-test-busybox:latest";
 const NETWORK = "berthpod";
 const PREFIX = "10.222.250";
@@ -145,7 +145,7 @@ function show(r: Run): string {
 }
 
 function writeConfigs(): void {
-  for (const d of ["root", "runroot", "tmp", "cni-conf", "cni-bin", "ipam-data", "rootfs/bin"])
+  for (const d of ["root", "runroot", "tmp", "cni-conf", "cni-bin", "ipam-data"])
     mkdirSync(join(dir, d), { recursive: true });
   ipamData = join(dir, "ipam-data");
   symlinkSync(IPAM_PLUGIN, join(dir, "cni-bin", "berth-ipam"));
@@ -200,16 +200,6 @@ function writeConfigs(): void {
   );
 }
 
-/** A busybox-static rootfs (one static binary and its applet links) as an uncompressed tar. */
-function rootfsTar(): Buffer {
-  const fs = join(dir, "rootfs");
-  spawnSync("/usr/bin/cp", [BUSYBOX, join(fs, "bin", "busybox")]);
-  for (const app of ["sh", "ip", "ping", "sleep", "cat", "true"]) symlinkSync("busybox", join(fs, "bin", app));
-  const r = spawnSync("/usr/bin/tar", ["-C", fs, "-c", "."], { maxBuffer: 64 * 1024 * 1024 });
-  if (r.status !== 0) throw new Error(`tar: ${r.stderr.toString()}`);
-  return r.stdout;
-}
-
 function unmountUnder(root: string): void {
   const mounts = readFileSync("/proc/self/mounts", "utf8")
     .split("\n")
@@ -248,7 +238,10 @@ if (ready) {
   dir = tempDir("podman");
   hostNs = addNetns("podman-host");
   writeConfigs();
-  const imported = await podman(["import", "-", IMAGE], rootfsTar());
+  const imported = await podman(
+    ["import", "-", IMAGE],
+    busyboxRootfsTar(join(dir, "rootfs"), ["sh", "ip", "ping", "sleep", "cat", "true"]),
+  );
   if (imported.code !== 0) envLimit = `podman import failed (no CNI involved): ${show(imported)}`;
   else {
     const pre = await podman(["run", "--rm", "--network", "none", IMAGE, "true"]);
