@@ -16,6 +16,7 @@ const STAGE_ORDER = [
   "libcni",
   "podman",
   "registry",
+  "containerd",
 ];
 
 function testFiles(dir: string): string[] {
