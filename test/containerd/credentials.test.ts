@@ -222,6 +222,7 @@ it("hosts.toml mirror + --registry-mirror: containerd sends the kubelet's creden
   assert.equal(s.requests, [], "the source registry saw a request");
   // containerd asks the mirror without credentials first, gets the registry's Basic challenge, then
   // sends the kubelet's username and password on every request; it names the source in ?ns=.
+  assert.is(m.requests[0]?.auth.scheme, "none", JSON.stringify(m.requests[0]));
   const authed = m.requests.filter((q) => withToken(q, token));
   assert.ok(authed.length >= 3, JSON.stringify(m.requests)); // manifest, config, layer
   assert.ok(

@@ -165,7 +165,8 @@ function configToml(dir: string, opts: ContainerdOptions, confDirs: Record<strin
     `[${cri}]`,
     `  sandbox_image = ${tomlString(opts.sandboxImage)}`,
     "  disable_apparmor = true",
-    // This machine has no CAP_SYS_RESOURCE: a pod sandbox's oom_score_adj of -998 cannot be set.
+    // Without CAP_SYS_RESOURCE (not in this machine's bounding set) the oom_score_adj of -998 the
+    // CRI plugin gives a sandbox cannot be set, and runc fails ("can't get final child's PID").
     "  restrict_oom_score_adj = true",
     // Pod netns bind mounts under the state dir, not /var/run/netns (containerd 1.6 option).
     "  netns_mounts_under_state_dir = true",
