@@ -390,8 +390,16 @@ export function defineIpamSuite(opts: IpamSuiteOptions): void {
     const pod = await runPod("stop-me");
     const add = calls().find((c) => c.command === "ADD" && c.env.CNI_CONTAINERID === pod.id);
     assert.ok(add, "no ADD logged");
+    // libcni's result cache, in the holder's /var/lib (tmpfs): what DEL's prevResult comes from.
+    const cached = the().ctd.inside(`/var/lib/cni/results/${NETWORK}-${pod.id}-eth0`);
+    const cache = JSON.parse(readFileSync(cached, "utf8")) as { result?: { ips?: { address: string }[] } };
+    assert.equal(
+      cache.result?.ips?.map((i) => i.address),
+      (add.result as { ips: { address: string }[] }).ips.map((i) => i.address),
+    );
     const mark = calls().length;
     await stopPod(pod.id);
+    assert.not.ok(existsSync(cached), "DEL removes the cache entry");
     assert.equal(heldBy(pod.id), []);
     const dels = calls()
       .slice(mark)
@@ -547,6 +555,14 @@ export function defineIpamSuite(opts: IpamSuiteOptions): void {
     );
     assert.equal(
       readdirSync(NETNS_DIR).filter((n) => n.startsWith("cni-") && !netnsBefore.has(n)),
+      [],
+    );
+    // libcni's cache (<network>-<containerID>-<ifname>) went to the holder's tmpfs, not here.
+    const results = "/var/lib/cni/results";
+    assert.equal(
+      (existsSync(results) ? readdirSync(results) : []).filter(
+        (n) => n.startsWith(`${NETWORK}-`) || n.startsWith(`${TINY_NETWORK}-`),
+      ),
       [],
     );
   });
