@@ -5,15 +5,14 @@ import { readFileSync } from "node:fs";
 import yargs from "yargs";
 import { parseDocument } from "yaml";
 import { versionLine } from "../shared/build-info.ts";
-import { writeStderr, writeStdout } from "../shared/io.ts";
+import { writeStdout } from "../shared/io.ts";
 import { decodeResponseStrict } from "../shared/kubelet/codec.ts";
 import { API_VERSIONS, GROUP, type ApiVersion, type CredentialProviderRequest } from "../shared/kubelet/types.ts";
 import { loadConfig, type Env } from "./config.ts";
 import { matchProviders, validateConfig, type ParseDoc } from "./kubelet-config.ts";
-import { getCredentials, planFor, ROLE_ANNOTATION } from "./provider.ts";
-import { addSecret, safeLine } from "./secrets.ts";
-
-const PROGRAM = "berth-credential-provider";
+import { answer, PROGRAM } from "./pipeline.ts";
+import { planFor, ROLE_ANNOTATION } from "./provider.ts";
+import { oneLine, type Stderr } from "./stderr.ts";
 
 const parseYaml: ParseDoc = (text) => {
   // uniqueKeys: the kubelet's strict decoder rejects duplicate fields too.
@@ -31,39 +30,31 @@ function toApiVersion(v: string): ApiVersion | undefined {
   return (API_VERSIONS as readonly string[]).includes(full) ? (full as ApiVersion) : undefined;
 }
 
-async function getCredentialsCommand(
-  argv: string[],
-  env: Env,
-  image: string,
-  apiVersionText: string,
-  tokenFile: string | undefined,
-  roleArn: string | undefined,
-): Promise<number> {
-  addSecret(env.AWS_SECRET_ACCESS_KEY);
-  addSecret(env.AWS_SESSION_TOKEN);
-  const config = loadConfig(argv, env);
-  if (!config.ok) return fail(config.error);
-  const apiVersion = toApiVersion(apiVersionText);
-  if (!apiVersion) return fail(`unknown --api-version ${apiVersionText}; expected v1, v1beta1 or v1alpha1`);
-  const req: CredentialProviderRequest = { kind: "CredentialProviderRequest", apiVersion, image };
-  if (tokenFile !== undefined) {
-    if (apiVersion !== `${GROUP}/v1`) return fail("--service-account-token-file needs --api-version v1");
-    req.serviceAccountToken = readFileSync(tokenFile, "utf8").trim();
-    addSecret(req.serviceAccountToken);
-    if (roleArn) req.serviceAccountAnnotations = { [ROLE_ANNOTATION]: roleArn };
+type GetCredentialsArgs = {
+  image: string;
+  apiVersion: string;
+  tokenFile: string | undefined;
+  roleArn: string | undefined;
+};
+
+async function getCredentialsCommand(argv: string[], env: Env, a: GetCredentialsArgs, stderr: Stderr): Promise<number> {
+  const apiVersion = toApiVersion(a.apiVersion);
+  if (!apiVersion) return stderr.fail(`unknown --api-version ${a.apiVersion}; expected v1, v1beta1 or v1alpha1`);
+  const req: CredentialProviderRequest = { kind: "CredentialProviderRequest", apiVersion, image: a.image };
+  if (a.tokenFile !== undefined) {
+    if (apiVersion !== `${GROUP}/v1`) return stderr.fail("--service-account-token-file needs --api-version v1");
+    req.serviceAccountToken = readFileSync(a.tokenFile, "utf8").trim();
+    if (a.roleArn) req.serviceAccountAnnotations = { [ROLE_ANNOTATION]: a.roleArn };
   }
-  const outcome = await getCredentials(req, config.value, {
-    fetchToken: async (plan, signal) => (await import("./ecr.ts")).fetchToken(plan, env, signal),
-    now: Date.now,
-    warn: (m) => writeStderr(`${PROGRAM}: ${safeLine(m)}\n`),
-  });
-  if (!outcome.ok) return fail(outcome.error);
+  const outcome = await answer(argv, env, req, stderr);
+  if (!outcome.ok) return stderr.fail(outcome.error);
   const check = decodeResponseStrict(JSON.stringify(outcome.response), apiVersion);
   const shown = structuredClone(outcome.response);
   for (const a of Object.values(shown.auth ?? {})) a.password = mask(a.password);
   const p = outcome.plan;
   writeStdout(`${JSON.stringify(shown, null, 2)}\n`);
-  writeStderr(
+  stderr.flush();
+  stderr.print(
     `${[
       `source: ${outcome.source}`,
       `api: ${p.api} in ${p.region ?? "the default region"}${p.fips ? ", FIPS endpoint" : ""}${p.dualStack ? ", dual-stack endpoint" : ""}`,
@@ -108,12 +99,7 @@ function validateConfigCommand(argv: string[], env: Env, file: string, image: st
   return report.errors.length === 0 ? 0 : 1;
 }
 
-function fail(message: string): number {
-  writeStderr(`${PROGRAM}: ${safeLine(message)}\n`);
-  return 1;
-}
-
-export async function runCli(argv: string[], env: Env): Promise<number> {
+export async function runCli(argv: string[], env: Env, stderr: Stderr): Promise<number> {
   let code = 0;
   let action: (() => Promise<number> | number) | undefined;
   const parser = yargs(argv)
@@ -148,10 +134,13 @@ export async function runCli(argv: string[], env: Env): Promise<number> {
           getCredentialsCommand(
             argv,
             env,
-            String(a.image),
-            String(a["api-version"]),
-            a["service-account-token-file"],
-            a["role-arn"],
+            {
+              image: String(a.image),
+              apiVersion: String(a["api-version"]),
+              tokenFile: a["service-account-token-file"],
+              roleArn: a["role-arn"],
+            },
+            stderr,
           );
       },
     )
@@ -190,8 +179,8 @@ export async function runCli(argv: string[], env: Env): Promise<number> {
     .exitProcess(false)
     .fail((msg, err) => {
       code = 1;
-      writeStderr(
-        `${PROGRAM}: ${safeLine(msg || err?.message || "invalid arguments")}\nRun ${PROGRAM} --help for usage.\n`,
+      stderr.print(
+        `${PROGRAM}: ${oneLine(msg || err?.message || "invalid arguments")}\nRun ${PROGRAM} --help for usage.\n`,
       );
     });
   await parser.parseAsync();

@@ -4,9 +4,10 @@
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import type { Env } from "./config.ts";
+import { type BodyFormat, describeAwsError } from "./aws-error.ts";
 import type { FetchPlan } from "./ecr-registry.ts";
-import { addSecret } from "./secrets.ts";
-import { tokenFromEcrOutput, tokenFromEcrPublicOutput, type Token, type TokenResult } from "./token.ts";
+import type { SecretKeeper } from "./stderr.ts";
+import { tokenFromEcrOutput, tokenFromEcrPublicOutput, type TokenResult } from "./token.ts";
 
 /** Per attempt; the SDK retries (3 attempts) and the caller's deadline bounds the whole run. */
 export const CONNECT_TIMEOUT_MS = 3_000;
@@ -14,8 +15,6 @@ export const REQUEST_TIMEOUT_MS = 8_000;
 export const SESSION_NAME = "ecr-credential-provider"; // the anchor's RoleSessionName
 
 type StaticCredentials = { accessKeyId: string; secretAccessKey: string; sessionToken?: string; expiration?: Date };
-
-export class FetchError extends Error {}
 
 /** The same variables the Go anchor honours; Node's agents implement them (proxyEnv, Node >= 24.5). */
 function proxyEnv(env: Env): NodeJS.ProcessEnv {
@@ -44,46 +43,111 @@ function endpointOverridden(env: Env, service: "ECR" | "ECR_PUBLIC" | "STS"): bo
   return Boolean(env[`AWS_ENDPOINT_URL_${service}`] || env.AWS_ENDPOINT_URL);
 }
 
-function describe(e: unknown): string {
-  if (e instanceof Error) {
-    const name = e.name && e.name !== "Error" ? `${e.name}: ` : "";
-    return `${name}${e.message || "(no message)"}`;
+type Failure = { ok: false; error: string };
+
+/** What `call` needs of an SDK client. */
+type SdkClient = {
+  config: { region: () => Promise<string>; credentials: () => Promise<unknown> };
+  destroy(): void;
+};
+
+type CallSpec = {
+  api: "ECR" | "ECR Public" | "STS";
+  operation: string;
+  format: BodyFormat;
+  region: string | undefined;
+  /** signed with the node's credentials (the SDK's default chain), not ones we pass in */
+  nodeCredentials: boolean;
+};
+
+type Called<Out> = { ok: true; out: Out; name: string; status: string } | Failure;
+
+/** "ECR GetAuthorizationToken in us-west-2", with the region the SDK resolved when the plan left it open. */
+async function callName(spec: CallSpec, client: SdkClient): Promise<string> {
+  let region = spec.region;
+  if (region === undefined) {
+    try {
+      region = await client.config.region();
+    } catch {
+      // no region anywhere: the call's own error says so
+    }
   }
-  return String(e);
+  return `${spec.api} ${spec.operation} in ${region ?? "the default region"}`;
 }
 
-async function assumeRole(plan: FetchPlan, env: Env, signal: AbortSignal): Promise<StaticCredentials | undefined> {
+/** One SDK call. A failure is one line naming the call, its region and the HTTP status, never the body. */
+async function call<Out extends { $metadata: { httpStatusCode?: number } }>(
+  spec: CallSpec,
+  client: SdkClient,
+  send: () => Promise<Out>,
+): Promise<Called<Out>> {
+  const name = await callName(spec, client);
+  if (spec.nodeCredentials) {
+    // Resolved here (the client keeps them) so that a failing link of the chain, say the SDK's own
+    // STS call for AWS_WEB_IDENTITY_TOKEN_FILE, is not reported as this call's HTTP answer.
+    try {
+      await client.config.credentials();
+    } catch (e) {
+      return { ok: false, error: `${name} failed: loading the node's AWS credentials: ${describeAwsError(e)}` };
+    }
+  }
+  try {
+    const out = await send();
+    const status = out.$metadata.httpStatusCode;
+    return { ok: true, out, name, status: status === undefined ? "no HTTP status" : `HTTP ${status}` };
+  } catch (e) {
+    return { ok: false, error: `${name} failed: ${describeAwsError(e, spec.format)}` };
+  }
+}
+
+async function assumeRole(
+  plan: FetchPlan,
+  env: Env,
+  signal: AbortSignal,
+  keeper: SecretKeeper,
+): Promise<{ ok: true; credentials: StaticCredentials | undefined } | Failure> {
   const id = plan.identity;
-  if (id.mode === "node") return undefined;
+  if (id.mode === "node") return { ok: true, credentials: undefined };
   const { STSClient, AssumeRoleWithWebIdentityCommand, AssumeRoleCommand } = await import("@aws-sdk/client-sts");
   const sts = new STSClient({ region: plan.region, requestHandler: requestHandler(env), maxAttempts: 3 });
   try {
-    const out =
+    const spec = { api: "STS", format: "XML", region: plan.region } as const;
+    const r =
       id.mode === "web-identity"
-        ? await sts.send(
-            new AssumeRoleWithWebIdentityCommand({
-              RoleArn: id.roleArn,
-              RoleSessionName: SESSION_NAME,
-              WebIdentityToken: id.token,
-            }),
-            { abortSignal: signal },
+        ? await call({ ...spec, operation: "AssumeRoleWithWebIdentity", nodeCredentials: false }, sts, () =>
+            sts.send(
+              new AssumeRoleWithWebIdentityCommand({
+                RoleArn: id.roleArn,
+                RoleSessionName: SESSION_NAME,
+                WebIdentityToken: id.token,
+              }),
+              { abortSignal: signal },
+            ),
           )
-        : await sts.send(new AssumeRoleCommand({ RoleArn: id.roleArn, RoleSessionName: SESSION_NAME }), {
-            abortSignal: signal,
-          });
-    const c = out.Credentials;
-    if (!c?.AccessKeyId || !c.SecretAccessKey) throw new Error(`STS returned no credentials for ${id.roleArn}`);
-    addSecret(c.SecretAccessKey);
-    addSecret(c.SessionToken);
+        : await call({ ...spec, operation: "AssumeRole", nodeCredentials: true }, sts, () =>
+            sts.send(new AssumeRoleCommand({ RoleArn: id.roleArn, RoleSessionName: SESSION_NAME }), {
+              abortSignal: signal,
+            }),
+          );
+    // The anchor's prefix (cmd/ecr-credential-provider/main.go: "failed to assume role: %w").
+    if (!r.ok) return { ok: false, error: `failed to assume role: ${r.error}` };
+    const c = r.out.Credentials;
+    keeper.secret(c?.SecretAccessKey);
+    keeper.secret(c?.SessionToken);
+    if (!c?.AccessKeyId || !c.SecretAccessKey)
+      return {
+        ok: false,
+        error: `failed to assume role: ${r.name} failed: ${r.status}, no credentials for ${id.roleArn}`,
+      };
     return {
-      accessKeyId: c.AccessKeyId,
-      secretAccessKey: c.SecretAccessKey,
-      ...(c.SessionToken ? { sessionToken: c.SessionToken } : {}),
-      ...(c.Expiration ? { expiration: c.Expiration } : {}),
+      ok: true,
+      credentials: {
+        accessKeyId: c.AccessKeyId,
+        secretAccessKey: c.SecretAccessKey,
+        ...(c.SessionToken ? { sessionToken: c.SessionToken } : {}),
+        ...(c.Expiration ? { expiration: c.Expiration } : {}),
+      },
     };
-  } catch (e) {
-    if (signal.aborted) throw e;
-    throw new FetchError(`failed to assume role: ${describe(e)}`);
   } finally {
     sts.destroy();
   }
@@ -104,39 +168,48 @@ export function clientConfig(plan: FetchPlan, env: Env, credentials?: StaticCred
   };
 }
 
-/** One GetAuthorizationToken call: its output checked, SDK errors turned into one safe message. */
-async function getToken<Out>(
-  service: string,
-  where: string,
-  signal: AbortSignal,
-  client: { destroy(): void },
+/** One GetAuthorizationToken call and its output checked; the client is closed after. */
+async function tokenCall<Out extends { $metadata: { httpStatusCode?: number } }>(
+  spec: CallSpec,
+  client: SdkClient,
   send: () => Promise<Out>,
-  parse: (out: Out) => TokenResult,
-): Promise<Token> {
+  parse: (out: Out, keeper: SecretKeeper) => TokenResult,
+  keeper: SecretKeeper,
+): Promise<TokenResult> {
   try {
-    const t = parse(await send());
-    if (!t.ok) throw new FetchError(t.error);
-    return t.value;
-  } catch (e) {
-    if (e instanceof FetchError || signal.aborted) throw e;
-    throw new FetchError(`${service} GetAuthorizationToken ${where} failed: ${describe(e)}`);
+    const r = await call(spec, client, send);
+    if (!r.ok) return r;
+    const t = parse(r.out, keeper);
+    return t.ok ? t : { ok: false, error: `${r.name} failed: ${r.status}: ${t.error}` };
   } finally {
     client.destroy();
   }
 }
 
-/** GetAuthorizationToken for the plan's registry, as the plan's identity. */
-export async function fetchToken(plan: FetchPlan, env: Env, signal: AbortSignal): Promise<Token> {
-  const credentials = await assumeRole(plan, env, signal);
-  const where = `in ${plan.region ?? "the default region"}`;
+/** GetAuthorizationToken for the plan's registry, as the plan's identity. Never throws. */
+export async function fetchToken(
+  plan: FetchPlan,
+  env: Env,
+  signal: AbortSignal,
+  keeper: SecretKeeper,
+): Promise<TokenResult> {
+  const role = await assumeRole(plan, env, signal, keeper);
+  if (!role.ok) return role;
+  const { credentials } = role;
+  const spec = {
+    operation: "GetAuthorizationToken",
+    format: "JSON",
+    region: plan.region,
+    nodeCredentials: credentials === undefined,
+  } as const;
   if (plan.api === "ecr-public") {
     const { ECRPUBLICClient, GetAuthorizationTokenCommand } = await import("@aws-sdk/client-ecr-public");
     const client = new ECRPUBLICClient(clientConfig(plan, env, credentials));
     const send = () => client.send(new GetAuthorizationTokenCommand({}), { abortSignal: signal });
-    return getToken("ECR Public", where, signal, client, send, tokenFromEcrPublicOutput);
+    return tokenCall({ ...spec, api: "ECR Public" }, client, send, tokenFromEcrPublicOutput, keeper);
   }
   const { ECRClient, GetAuthorizationTokenCommand } = await import("@aws-sdk/client-ecr");
   const client = new ECRClient(clientConfig(plan, env, credentials));
   const send = () => client.send(new GetAuthorizationTokenCommand({}), { abortSignal: signal });
-  return getToken("ECR", where, signal, client, send, tokenFromEcrOutput);
+  return tokenCall({ ...spec, api: "ECR" }, client, send, tokenFromEcrOutput, keeper);
 }

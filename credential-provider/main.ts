@@ -3,19 +3,13 @@
 // loaded only then). The kubelet's path imports neither yargs nor the AWS SDK until a token has
 // to be fetched over the network.
 import { fstatSync } from "node:fs";
-import { readStdin, writeStderr, writeStdout, MAX_STDIN_BYTES } from "../shared/io.ts";
-import { decodeRequest, encodeResponse } from "../shared/kubelet/codec.ts";
-import { loadConfig, wantsCli, type Env } from "./config.ts";
-import { getCredentials } from "./provider.ts";
-import { addSecret, safeLine } from "./secrets.ts";
 import { versionLine } from "../shared/build-info.ts";
-
-export const PROGRAM = "berth-credential-provider";
-
-function fail(message: string): number {
-  writeStderr(`${PROGRAM}: ${safeLine(message)}\n`);
-  return 1;
-}
+import { MAX_STDIN_BYTES, readStdin, writeStderr, writeStdout } from "../shared/io.ts";
+import { errorMessage } from "../shared/json.ts";
+import { decodeRequest, encodeResponse } from "../shared/kubelet/codec.ts";
+import { type Env, wantsCli } from "./config.ts";
+import { answer, PROGRAM } from "./pipeline.ts";
+import { type Stderr, stderrSink } from "./stderr.ts";
 
 /** isatty(0) without loading node:tty (which pulls in node:net, ~4 ms at every start): a
  * character device whose major number is a terminal's (Linux: 4 tty, 5 /dev/tty and console,
@@ -31,34 +25,25 @@ function stdinIsTerminal(): boolean {
   }
 }
 
-async function serve(argv: string[], env: Env): Promise<number> {
-  addSecret(env.AWS_SECRET_ACCESS_KEY);
-  addSecret(env.AWS_SESSION_TOKEN);
-  const config = loadConfig(argv, env);
-  if (!config.ok) return fail(config.error);
+async function serve(argv: string[], env: Env, stderr: Stderr): Promise<number> {
   const input = readStdin(MAX_STDIN_BYTES);
   if (!input.ok) {
-    return fail(
-      `error reading the CredentialProviderRequest from stdin: ${input.reason === "too-large" ? `input is ${input.detail}` : input.detail}`,
-    );
+    const why = input.reason === "too-large" ? `input is ${input.detail}` : input.detail;
+    return stderr.fail(`error reading the CredentialProviderRequest from stdin: ${why}`);
   }
   const req = decodeRequest(input.text);
-  if (!req.ok) return fail(req.error);
-  // Warnings go out after the answer; on failure they join the error, so stderr stays one line.
-  const warnings: string[] = [];
-  const outcome = await getCredentials(req.value, config.value, {
-    fetchToken: async (plan, signal) => (await import("./ecr.ts")).fetchToken(plan, env, signal),
-    now: Date.now,
-    warn: (m) => warnings.push(m),
-  });
-  if (!outcome.ok) return fail(warnings.length ? `${outcome.error} (${warnings.join("; ")})` : outcome.error);
+  if (!req.ok) return stderr.fail(req.error);
+  const outcome = await answer(argv, env, req.value, stderr);
+  if (!outcome.ok) return stderr.fail(outcome.error);
   writeStdout(encodeResponse(outcome.response));
-  for (const w of warnings) writeStderr(`${PROGRAM}: ${safeLine(w)}\n`);
+  // Warnings go out after the answer; on failure `fail` joins them to the error, so stderr stays one line.
+  stderr.flush();
   return 0;
 }
 
 async function main(): Promise<number> {
   const argv = process.argv.slice(2);
+  const stderr = stderrSink(PROGRAM, writeStderr);
   try {
     // The one CLI answer that needs no parser: keeps `--version` (install checks, probes) at start-up cost.
     if (argv.length === 1 && argv[0] === "--version") {
@@ -67,11 +52,11 @@ async function main(): Promise<number> {
     }
     if (wantsCli(argv, stdinIsTerminal())) {
       const { runCli } = await import("./cli.ts");
-      return await runCli(argv, process.env);
+      return await runCli(argv, process.env, stderr);
     }
-    return await serve(argv, process.env);
+    return await serve(argv, process.env, stderr);
   } catch (e) {
-    return fail(`internal error: ${e instanceof Error ? e.message : String(e)}`);
+    return stderr.fail(`internal error: ${errorMessage(e)}`);
   }
 }
 

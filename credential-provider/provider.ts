@@ -7,20 +7,22 @@ import { cacheKey, isFresh, isUsableStale, readCache, writeCache, type CachedTok
 import { mappedRole, mirrorFor, type Config } from "./config.ts";
 import { classifyHost, type FetchPlan, type Identity } from "./ecr-registry.ts";
 import { parseImage } from "./image.ts";
-import { addSecret } from "./secrets.ts";
-import { halfLifeSeconds, type Token } from "./token.ts";
+import type { SecretKeeper, Stderr } from "./stderr.ts";
+import { halfLifeSeconds, keepToken, type Token, type TokenResult } from "./token.ts";
 
 /** The annotation the anchor reads in service-account token mode. */
 export const ROLE_ANNOTATION = "eks.amazonaws.com/ecr-role-arn";
 /** When ECR fails and a stale token is served, the kubelet should ask again soon. */
 export const STALE_CACHE_SECONDS = 5 * 60;
 
-export type FetchToken = (plan: FetchPlan, signal: AbortSignal) => Promise<Token>;
+/** The network half (ecr.ts): never throws; registers every secret it learns with the keeper. */
+export type FetchToken = (plan: FetchPlan, signal: AbortSignal, keeper: SecretKeeper) => Promise<TokenResult>;
 
 export type Deps = {
   fetchToken: FetchToken;
   now: () => number;
-  warn: (message: string) => void;
+  /** where warnings go, and every secret the run learns */
+  stderr: Pick<Stderr, "secret" | "warn">;
 };
 
 export type Outcome =
@@ -101,14 +103,39 @@ function respond(
   });
 }
 
-class DeadlineError extends Error {}
+/** What the run says when its deadline passes before STS and ECR have answered. */
+export function timeoutMessage(plan: FetchPlan, timeoutMs: number): string {
+  const waited = formatGoDuration(BigInt(Math.round(timeoutMs)) * 1_000_000n);
+  const peers = `${plan.identity.mode === "node" ? "" : "STS and "}${plan.api === "ecr" ? "ECR" : "ECR Public"}`;
+  return (
+    `timed out after ${waited} waiting for ${peers} (region ${plan.region ?? "default"}); ` +
+    "check network access, proxy settings (HTTPS_PROXY, NO_PROXY) and the credential source"
+  );
+}
+
+/** The fetch, or the deadline's message if it comes first; the fetch is aborted then. */
+async function fetchWithin(plan: FetchPlan, timeoutMs: number, deps: Deps): Promise<TokenResult> {
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<TokenResult>((done) => {
+    timer = setTimeout(() => {
+      controller.abort();
+      done({ ok: false, error: timeoutMessage(plan, timeoutMs) });
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([deps.fetchToken(plan, controller.signal, deps.stderr), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export async function getCredentials(req: CredentialProviderRequest, config: Config, deps: Deps): Promise<Outcome> {
-  addSecret(req.serviceAccountToken);
+  deps.stderr.secret(req.serviceAccountToken);
   const planned = planFor(req, config);
   if (!planned.ok) return planned;
   const { plan, registry } = planned;
-  if (planned.warning) deps.warn(planned.warning);
+  if (planned.warning) deps.stderr.warn(planned.warning);
 
   const dir = config.cacheDir;
   const key = dir !== undefined ? identityKey(plan, config) : "";
@@ -116,7 +143,7 @@ export async function getCredentials(req: CredentialProviderRequest, config: Con
   if (dir !== undefined) {
     cached = readCache(dir, key);
     if (cached && cached.registry !== plan.host) cached = undefined;
-    if (cached) addSecret(cached.password);
+    if (cached) keepToken(deps.stderr, cached);
     const now = deps.now();
     if (cached && isFresh(cached, now)) {
       return {
@@ -128,36 +155,19 @@ export async function getCredentials(req: CredentialProviderRequest, config: Con
     }
   }
 
-  const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      controller.abort();
-      reject(
-        new DeadlineError(
-          `timed out after ${formatGoDuration(BigInt(Math.round(config.timeoutMs)) * 1_000_000n)} waiting for ${plan.identity.mode === "node" ? "" : "STS and "}${plan.api === "ecr" ? "ECR" : "ECR Public"} (region ${plan.region ?? "default"}); check network access, proxy settings (HTTPS_PROXY, NO_PROXY) and the credential source`,
-        ),
-      );
-    }, config.timeoutMs);
-  });
-  let token: Token;
-  try {
-    token = await Promise.race([deps.fetchToken(plan, controller.signal), deadline]);
-  } catch (e) {
-    const message = e instanceof Error ? e.message : String(e);
+  const fetched = await fetchWithin(plan, config.timeoutMs, deps);
+  if (!fetched.ok) {
     const now = deps.now();
     if (cached && isUsableStale(cached, now)) {
-      deps.warn(
-        `warning: serving a cached token for ${plan.host} valid until ${new Date(cached.expiresAt).toISOString()}: ${message}`,
+      deps.stderr.warn(
+        `warning: serving a cached token for ${plan.host} valid until ${new Date(cached.expiresAt).toISOString()}: ${fetched.error}`,
       );
       const seconds = Math.min(STALE_CACHE_SECONDS, halfLifeSeconds(cached.expiresAt, now));
       return { ok: true, source: "stale-cache", plan, response: respond(req, registry, cached, seconds) };
     }
-    return { ok: false, error: message };
-  } finally {
-    clearTimeout(timer);
+    return { ok: false, error: fetched.error };
   }
-  addSecret(token.password);
+  const token: Token = fetched.value;
   const now = deps.now();
   if (dir !== undefined && token.expiresAt !== undefined && token.expiresAt > now) {
     const failed = writeCache(dir, key, {
@@ -167,7 +177,7 @@ export async function getCredentials(req: CredentialProviderRequest, config: Con
       expiresAt: token.expiresAt,
       fetchedAt: now,
     });
-    if (failed) deps.warn(`warning: could not write the token cache in ${dir}: ${failed}`);
+    if (failed) deps.stderr.warn(`warning: could not write the token cache in ${dir}: ${failed}`);
   }
   return {
     ok: true,

@@ -1,5 +1,6 @@
-// Beyond the anchor (issue 3): disk cache with half-life reuse and stale fallback, mirror map,
-// role map, proxies from the environment, the run's deadline, and secrets kept off stderr.
+// Beyond the anchor (cloud-provider-aws ecr-credential-provider): disk cache with half-life reuse
+// and stale fallback, mirror map, role map, proxies from the environment, the run's deadline, and
+// secrets kept off stderr.
 import { createServer, request as httpRequest, type Server } from "node:http";
 import { connect, type AddressInfo, type Socket } from "node:net";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from "node:fs";
@@ -14,10 +15,9 @@ import {
   NODE_SECRET_KEY,
   startAwsEndpoint,
   type AwsEndpoint,
-  type Call,
 } from "../helpers/aws-endpoint.ts";
 import { LOOPBACK_CERT } from "../helpers/loopback-tls.ts";
-import { failed, noSecrets, ok, PRIVATE, request, run, SA_TOKEN } from "./helpers.ts";
+import { failed, noSecrets, ok, PRIVATE, request, run, SA_TOKEN, withCalls, callsOf } from "./helpers.ts";
 
 const test = suite("credential-provider: cache, mirrors, roles, proxies, deadline, secrets");
 let ep: AwsEndpoint;
@@ -37,12 +37,6 @@ test.after(async () => {
 let dirN = 0;
 const freshDir = () => join(tmp, `cache-${++dirN}`);
 
-async function callsOf(fn: () => Promise<void>): Promise<Call[]> {
-  const before = ep.calls.length;
-  await fn();
-  return ep.calls.slice(before);
-}
-
 function cacheFiles(dir: string): string[] {
   return readdirSync(dir).map((f) => join(dir, f));
 }
@@ -56,7 +50,7 @@ const durationSeconds = (d: string | undefined): number => {
 test("cache: first run fetches and writes one 0600 file in a 0700 dir; the second run is a hit without any call", async () => {
   const dir = freshDir();
   const args = ["get-credentials", `--cache-dir=${dir}`];
-  const first = await callsOf(async () => {
+  const first = await callsOf(ep, async () => {
     ok(await run(request(`${PRIVATE}/a`), ep.env(), args));
   });
   assert.is(first.length, 1);
@@ -64,13 +58,10 @@ test("cache: first run fetches and writes one 0600 file in a 0700 dir; the secon
   assert.is(files.length, 1);
   assert.is(statSync(files[0]!).mode & 0o777, 0o600);
   assert.is(statSync(dir).mode & 0o777, 0o700);
-  let res;
-  const second = await callsOf(async () => {
-    res = ok(await run(request(`${PRIVATE}/other-repo`), ep.env(), args));
-  });
-  assert.is(second.length, 0, "served from the disk cache");
-  assert.equal(res!.auth, { [PRIVATE]: { username: "AWS", password: "ecr-password-0123456789" } });
-  assert.ok(durationSeconds(res!.cacheDuration) > 5 * 3600, "half the remaining life");
+  const second = await withCalls(ep, async () => ok(await run(request(`${PRIVATE}/other-repo`), ep.env(), args)));
+  assert.is(second.calls.length, 0, "served from the disk cache");
+  assert.equal(second.result.auth, { [PRIVATE]: { username: "AWS", password: "ecr-password-0123456789" } });
+  assert.ok(durationSeconds(second.result.cacheDuration) > 5 * 3600, "half the remaining life");
 });
 
 test("cache: directory from BERTH_CACHE_DIR; the flag wins over it", async () => {
@@ -92,7 +83,7 @@ test("cache: keyed by identity: other node keys, a role, another registry each m
   const dir = freshDir();
   const args = ["get-credentials", `--cache-dir=${dir}`];
   ok(await run(request(`${PRIVATE}/a`), ep.env(), args));
-  const calls = await callsOf(async () => {
+  const calls = await callsOf(ep, async () => {
     ok(await run(request(`${PRIVATE}/a`), ep.env({ AWS_ACCESS_KEY_ID: "AKIDOTHER000EXAMPLE" }), args));
     ok(
       await run(
@@ -118,7 +109,7 @@ test("cache: a file readable by others is not trusted", async () => {
   const args = ["get-credentials", `--cache-dir=${dir}`];
   ok(await run(request(`${PRIVATE}/a`), ep.env(), args));
   chmodSync(cacheFiles(dir)[0]!, 0o644);
-  const calls = await callsOf(async () => {
+  const calls = await callsOf(ep, async () => {
     ok(await run(request(`${PRIVATE}/a`), ep.env(), args));
   });
   assert.is(calls.length, 1);
@@ -140,12 +131,9 @@ test("cache: past half-life it refreshes from ECR", async () => {
   ok(await run(request(`${PRIVATE}/a`), ep.env(), args));
   age(dir, 5 * 3600_000, 7 * 3600_000);
   ep.behaviour = { ...defaultBehaviour("rotated-password-1") };
-  let res;
-  const calls = await callsOf(async () => {
-    res = ok(await run(request(`${PRIVATE}/a`), ep.env(), args));
-  });
+  const { result, calls } = await withCalls(ep, async () => ok(await run(request(`${PRIVATE}/a`), ep.env(), args)));
   assert.is(calls.length, 1);
-  assert.is(res!.auth?.[PRIVATE]?.password, "rotated-password-1");
+  assert.is(result.auth?.[PRIVATE]?.password, "rotated-password-1");
 });
 
 test("cache: ECR throttled -> the still-valid cached token is served, short cacheDuration, warning on stderr", async () => {
@@ -160,7 +148,8 @@ test("cache: ECR throttled -> the still-valid cached token is served, short cach
   const r = await run(request(`${PRIVATE}/a`), ep.env(), args);
   const res = ok(r);
   assert.is(res.auth?.[PRIVATE]?.password, "ecr-password-0123456789");
-  assert.ok(durationSeconds(res.cacheDuration) <= 300 && durationSeconds(res.cacheDuration) > 0, res.cacheDuration);
+  assert.ok(durationSeconds(res.cacheDuration) <= 300, `at most 5m: ${res.cacheDuration}`);
+  assert.ok(durationSeconds(res.cacheDuration) > 0, `not 0s: ${res.cacheDuration}`);
   assert.match(r.stderr, /serving a cached token .* ThrottlingException: Rate exceeded/);
   noSecrets(r, ["ecr-password-0123456789"]);
 });
@@ -224,11 +213,8 @@ test("node credentials: IRSA-style token file (AWS_WEB_IDENTITY_TOKEN_FILE + AWS
   });
   delete (env as Record<string, string | undefined>).AWS_ACCESS_KEY_ID;
   delete (env as Record<string, string | undefined>).AWS_SECRET_ACCESS_KEY;
-  let r;
-  const calls = await callsOf(async () => {
-    r = await run(request(`${PRIVATE}/a`), env);
-  });
-  ok(r!);
+  const { result, calls } = await withCalls(ep, () => run(request(`${PRIVATE}/a`), env));
+  ok(result);
   assert.equal(
     calls.map((c) => [c.api, c.form.Action ?? c.scope?.accessKeyId]),
     [
@@ -269,17 +255,16 @@ test("deadline: BERTH_TIMEOUT is read, and a timeout beyond the kubelet's limit 
 });
 
 test("mirror map: docker.io pulled through an ECR pull-through cache gets the mirror's credentials, keyed docker.io", async () => {
-  let res;
-  const calls = await callsOf(async () => {
-    res = ok(
+  const { result, calls } = await withCalls(ep, async () =>
+    ok(
       await run(request("docker.io/library/nginx"), ep.env(), [
         "get-credentials",
         "--registry-mirror",
         "docker.io=123456789012.dkr.ecr.us-east-1.amazonaws.com/dockerhub",
       ]),
-    );
-  });
-  assert.equal(res!.auth, { "docker.io": { username: "AWS", password: "ecr-password-0123456789" } });
+    ),
+  );
+  assert.equal(result.auth, { "docker.io": { username: "AWS", password: "ecr-password-0123456789" } });
   assert.equal(
     calls.map((c) => [c.api, c.scope?.region]),
     [["ecr", "us-east-1"]],
@@ -291,7 +276,7 @@ test("mirror map from BERTH_REGISTRY_MIRRORS (comma-separated); unmapped hosts u
     BERTH_REGISTRY_MIRRORS:
       "quay.io=123456789012.dkr.ecr.eu-west-1.amazonaws.com/quay,docker.io=123456789012.dkr.ecr.us-east-1.amazonaws.com",
   });
-  const calls = await callsOf(async () => {
+  const calls = await callsOf(ep, async () => {
     assert.equal(Object.keys(ok(await run(request("quay.io/prometheus/node-exporter"), env)).auth ?? {}), ["quay.io"]);
     assert.equal(Object.keys(ok(await run(request(`${PRIVATE}/a`), env)).auth ?? {}), [PRIVATE]);
   });
@@ -314,7 +299,7 @@ test("mirror map: a target that is not an ECR host is a configuration error", as
 
 const POOL_ROLE = "arn:aws:iam::210987654321:role/cross-account-pull";
 test("role map: STS AssumeRole with the node's keys (signed for sts in the registry's region), ECR with the role's", async () => {
-  const calls = await callsOf(async () => {
+  const calls = await callsOf(ep, async () => {
     ok(await run(request(`${PRIVATE}/a`), ep.env(), ["--role-map", `${PRIVATE}=${POOL_ROLE}`]));
   });
   assert.equal(
@@ -332,7 +317,7 @@ test("role map: STS AssumeRole with the node's keys (signed for sts in the regis
 
 test("role map by account ID from BERTH_ROLE_MAP; other accounts keep node credentials", async () => {
   const env = ep.env({ BERTH_ROLE_MAP: `123456789012=${POOL_ROLE}` });
-  const calls = await callsOf(async () => {
+  const calls = await callsOf(ep, async () => {
     ok(await run(request("123456789012.dkr.ecr.eu-west-1.amazonaws.com/a"), env));
     ok(await run(request("999999999999.dkr.ecr.eu-west-1.amazonaws.com/a"), env));
   });
@@ -410,7 +395,7 @@ function startProxy(): Promise<{ url: string; seen: string[]; close: () => Promi
 test("proxies: HTTP_PROXY is used for ECR and STS calls (Node's proxyEnv agents)", async () => {
   const proxy = await startProxy();
   try {
-    const calls = await callsOf(async () => {
+    const calls = await callsOf(ep, async () => {
       ok(
         await run(request(`${PRIVATE}/a`), ep.env({ HTTP_PROXY: proxy.url }), [
           "--role-map",
@@ -475,11 +460,28 @@ test("secrets: an SDK error that echoes keys, session token or the pod's token i
     }),
     ep.env(),
   );
-  failed(r, "InvalidParameterException: bad request: key [REDACTED] token [REDACTED] session [REDACTED]", [
+  failed(r, "HTTP 400 InvalidParameterException: bad request: key [REDACTED] token [REDACTED] session [REDACTED]", [
     SA_TOKEN,
     "role-session-token-do-not-print-555",
     "role-secret-do-not-print-987654321",
   ]);
+});
+
+test("secrets: an ECR error echoing the cached token as ECR issues it, base64('AWS:' + password), is redacted in the stale-cache warning", async () => {
+  const dir = freshDir();
+  const args = ["get-credentials", `--cache-dir=${dir}`];
+  ok(await run(request(`${PRIVATE}/a`), ep.env(), args));
+  age(dir, 5 * 3600_000, 7 * 3600_000);
+  const token = Buffer.from("AWS:ecr-password-0123456789").toString("base64");
+  ep.behaviour = {
+    ...defaultBehaviour(),
+    ecr: { kind: "error", status: 400, type: "ExpiredTokenException", message: `token ${token} has expired` },
+  };
+  const r = await run(request(`${PRIVATE}/a`), ep.env(), args);
+  const res = ok(r);
+  assert.is(res.auth?.[PRIVATE]?.password, "ecr-password-0123456789", "the stale token is served");
+  assert.match(r.stderr, "HTTP 400 ExpiredTokenException: token [REDACTED] has expired");
+  noSecrets(r, [token]);
 });
 
 test("secrets: an STS error echoing the web identity token is redacted", async () => {
@@ -494,7 +496,11 @@ test("secrets: an STS error echoing the web identity token is redacted", async (
     }),
     ep.env(),
   );
-  failed(r, "failed to assume role: InvalidIdentityTokenException: token [REDACTED] is not valid", [SA_TOKEN]);
+  failed(
+    r,
+    "failed to assume role: STS AssumeRoleWithWebIdentity in us-west-2 failed: HTTP 400 InvalidIdentityTokenException: token [REDACTED] is not valid",
+    [SA_TOKEN],
+  );
 });
 
 test.run();

@@ -2,7 +2,7 @@
 import * as assert from "uvu/assert";
 import { decodeResponseStrict } from "../../shared/kubelet/codec.ts";
 import type { ApiVersion, CredentialProviderResponse } from "../../shared/kubelet/types.ts";
-import { NODE_SECRET_KEY } from "../helpers/aws-endpoint.ts";
+import { type AwsEndpoint, type Call, DEFAULT_SECRETS } from "../helpers/aws-endpoint.ts";
 import { CREDENTIAL_PROVIDER, execBinary, type ExecResult } from "../helpers/exec.ts";
 
 export const V1: ApiVersion = "credentialprovider.kubelet.k8s.io/v1";
@@ -32,6 +32,7 @@ export function ok(r: ExecResult, apiVersion: ApiVersion = V1): CredentialProvid
   const d = decodeResponseStrict(r.stdout, apiVersion);
   if (!d.ok) assert.unreachable(d.error);
   assert.ok(r.stdout.endsWith("}\n"), "one JSON document and a newline");
+  noSecrets(r);
   return (d as { ok: true; value: CredentialProviderResponse }).value;
 }
 
@@ -47,10 +48,42 @@ export function failed(r: ExecResult, message: string | RegExp, secrets: string[
   noSecrets(r, secrets);
 }
 
+/** Every form in which a secret could be quoted: raw, base64 (padded or not), base64url,
+ * percent-encoded, and as the whole ECR token, base64("AWS:" + secret), in the same encodings. */
+export function secretForms(secret: string): string[] {
+  const encoded = (s: string) => {
+    const b64 = Buffer.from(s).toString("base64");
+    return [b64, b64.replace(/=+$/, ""), Buffer.from(s).toString("base64url")];
+  };
+  return [...new Set([secret, encodeURIComponent(secret), ...encoded(secret), ...encoded(`AWS:${secret}`)])];
+}
+
+/** No stack trace, and no form of the endpoint's default secrets or of `secrets` on stderr. */
 export function noSecrets(r: ExecResult, secrets: string[] = []): void {
   assert.not.match(r.stderr, /Error\n\s+at /, "no stack trace");
-  for (const s of [NODE_SECRET_KEY, ...secrets]) {
-    assert.not.ok(r.stderr.includes(s), `secret ${s.slice(0, 6)}… on stderr: ${r.stderr}`);
-    assert.not.ok(r.stderr.includes(Buffer.from(s).toString("base64")), "base64 of a secret on stderr");
+  for (const s of [...DEFAULT_SECRETS, ...secrets]) {
+    for (const form of secretForms(s)) {
+      assert.not.ok(r.stderr.includes(form), `secret ${s.slice(0, 6)}… as ${form.slice(0, 6)}… on stderr: ${r.stderr}`);
+    }
   }
+}
+
+/** Not even a fragment of `text` (a body the endpoint sent) on stderr: no `length` characters of it in a row. */
+export function noFragment(stderr: string, text: string, length = 8): void {
+  for (let i = 0; i + length <= text.length; i++) {
+    const piece = text.slice(i, i + length);
+    assert.not.ok(stderr.includes(piece), `${JSON.stringify(piece)} of the body on stderr: ${stderr}`);
+  }
+}
+
+/** What `fn` returned, and the calls it made to the endpoint. */
+export async function withCalls<T>(ep: AwsEndpoint, fn: () => Promise<T>): Promise<{ result: T; calls: Call[] }> {
+  const before = ep.calls.length;
+  const result = await fn();
+  return { result, calls: ep.calls.slice(before) };
+}
+
+/** The calls `fn` made to the endpoint. */
+export async function callsOf(ep: AwsEndpoint, fn: () => Promise<unknown>): Promise<Call[]> {
+  return (await withCalls(ep, fn)).calls;
 }

@@ -1,17 +1,12 @@
-// ecr-credential-provider's own test cases (reference: "Its test cases (parity checklist)"),
-// against the local ECR/ECR Public/STS endpoint that checks each call's SigV4 credential scope.
+// ecr-credential-provider's own test cases (cloud-provider-aws cmd/ecr-credential-provider
+// main_test.go), numbered by the behaviour they pin down, against the local ECR/ECR Public/STS
+// endpoint that checks each call's SigV4 credential scope.
 import { ANCHOR_NON_MATCHES } from "../helpers/ecr-hosts.ts";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { parseGoDuration } from "../../shared/kubelet/duration.ts";
-import {
-  defaultBehaviour,
-  NODE_ACCESS_KEY,
-  startAwsEndpoint,
-  type AwsEndpoint,
-  type Call,
-} from "../helpers/aws-endpoint.ts";
-import { failed, noSecrets, ok, PRIVATE, request, run, SA_TOKEN } from "./helpers.ts";
+import { defaultBehaviour, NODE_ACCESS_KEY, startAwsEndpoint, type AwsEndpoint } from "../helpers/aws-endpoint.ts";
+import { callsOf, failed, noSecrets, ok, PRIVATE, request, run, SA_TOKEN, withCalls } from "./helpers.ts";
 
 const test = suite("credential-provider: anchor parity");
 let ep: AwsEndpoint;
@@ -25,22 +20,13 @@ test.after(async () => {
   await ep.close();
 });
 
-async function callsOf(fn: () => Promise<void>): Promise<Call[]> {
-  const before = ep.calls.length;
-  await fn();
-  return ep.calls.slice(before);
-}
-
 test("1. private ECR host: Registry key = host, user and password from the token, signed for ecr in the host's region", async () => {
-  let res;
-  const calls = await callsOf(async () => {
-    res = ok(await run(request(`${PRIVATE}/foobar`), ep.env()));
-  });
-  assert.equal(res!, {
+  const { result: res, calls } = await withCalls(ep, async () => ok(await run(request(`${PRIVATE}/foobar`), ep.env())));
+  assert.equal(res, {
     kind: "CredentialProviderResponse",
     apiVersion: "credentialprovider.kubelet.k8s.io/v1",
     cacheKeyType: "Registry",
-    cacheDuration: (res! as { cacheDuration: string }).cacheDuration,
+    cacheDuration: res.cacheDuration,
     auth: { [PRIVATE]: { username: "AWS", password: "ecr-password-0123456789" } },
   });
   assert.equal(
@@ -59,7 +45,7 @@ test("token split on the first colon only", async () => {
 });
 
 test("2. a private host whose path looks like ECR Public stays private", async () => {
-  const calls = await callsOf(async () => {
+  const calls = await callsOf(ep, async () => {
     const res = ok(await run(request(`${PRIVATE}/public.ecr.aws/foo:latest`), ep.env()));
     assert.equal(Object.keys(res.auth ?? {}), [PRIVATE]);
   });
@@ -70,21 +56,20 @@ test("2. a private host whose path looks like ECR Public stays private", async (
 });
 
 test("3. non-ECR host: ECR still called in the default region (AWS_REGION), key = that host, warning on stderr", async () => {
-  let r;
-  const calls = await callsOf(async () => {
-    r = await run(request("registry.k8s.io/foo"), ep.env({ AWS_REGION: "eu-central-1" }));
-  });
-  const res = ok(r!);
+  const { result: r, calls } = await withCalls(ep, () =>
+    run(request("registry.k8s.io/foo"), ep.env({ AWS_REGION: "eu-central-1" })),
+  );
+  const res = ok(r);
   assert.equal(Object.keys(res.auth ?? {}), ["registry.k8s.io"]);
   assert.equal(
     calls.map((c) => [c.api, c.scope?.region]),
     [["ecr", "eu-central-1"]],
   );
-  assert.match(r!.stderr, "registry.k8s.io is not an ECR registry host; asking ECR in the default region eu-central-1");
+  assert.match(r.stderr, "registry.k8s.io is not an ECR registry host; asking ECR in the default region eu-central-1");
 });
 
 test("3b. AWS_DEFAULT_REGION is honoured like the Go anchor (the JS SDK alone ignores it)", async () => {
-  const calls = await callsOf(async () => {
+  const calls = await callsOf(ep, async () => {
     ok(await run(request("registry.k8s.io/foo"), ep.env({ AWS_DEFAULT_REGION: "ap-southeast-2" })));
   });
   assert.equal(
@@ -94,7 +79,7 @@ test("3b. AWS_DEFAULT_REGION is honoured like the Go anchor (the JS SDK alone ig
 });
 
 test("3c. AWS_REGION wins over AWS_DEFAULT_REGION", async () => {
-  const calls = await callsOf(async () => {
+  const calls = await callsOf(ep, async () => {
     ok(await run(request("quay.io/foo"), ep.env({ AWS_DEFAULT_REGION: "ap-southeast-2", AWS_REGION: "sa-east-1" })));
   });
   assert.equal(
@@ -139,24 +124,23 @@ test("4. ECR API error passed through (name and message), exit 1", async () => {
   };
   failed(
     await run(request(`${PRIVATE}/x`), ep.env()),
-    "ECR GetAuthorizationToken in us-west-2 failed: AccessDeniedException: User is not authorized to perform ecr:GetAuthorizationToken",
+    "ECR GetAuthorizationToken in us-west-2 failed: HTTP 400 AccessDeniedException: User is not authorized to perform ecr:GetAuthorizationToken",
   );
 });
 
 const ROLE = "arn:aws:iam::123456789012:role/ecr-pull";
 test("5. SA token + role annotation: STS AssumeRoleWithWebIdentity (session ecr-credential-provider), ECR signed with the role's keys", async () => {
-  let r;
-  const calls = await callsOf(async () => {
-    r = await run(
+  const { result: r, calls } = await withCalls(ep, () =>
+    run(
       request(`${PRIVATE}/x`, {
         serviceAccountToken: SA_TOKEN,
         serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": ROLE },
       }),
       ep.env(),
-    );
-  });
-  ok(r!);
-  noSecrets(r!, [SA_TOKEN]);
+    ),
+  );
+  ok(r);
+  noSecrets(r, [SA_TOKEN]);
   assert.equal(
     calls.map((c) => c.api),
     ["sts", "ecr"],
@@ -177,7 +161,7 @@ test("5. SA token works without node credentials at all (web identity needs none
   const env = ep.env();
   delete (env as Record<string, string | undefined>).AWS_ACCESS_KEY_ID;
   delete (env as Record<string, string | undefined>).AWS_SECRET_ACCESS_KEY;
-  const calls = await callsOf(async () => {
+  const calls = await callsOf(ep, async () => {
     ok(
       await run(
         request(`${PRIVATE}/x`, {
@@ -195,7 +179,7 @@ test("5. SA token works without node credentials at all (web identity needs none
 });
 
 test("5. SA token without annotation: AWS_ECR_ROLE_ARN is the role", async () => {
-  const calls = await callsOf(async () => {
+  const calls = await callsOf(ep, async () => {
     ok(await run(request(`${PRIVATE}/x`, { serviceAccountToken: SA_TOKEN }), ep.env({ AWS_ECR_ROLE_ARN: ROLE })));
   });
   assert.equal(
@@ -208,7 +192,7 @@ test("5. SA token without annotation: AWS_ECR_ROLE_ARN is the role", async () =>
 });
 
 test("5. SA token without annotation or AWS_ECR_ROLE_ARN: node credentials, no STS", async () => {
-  const calls = await callsOf(async () => {
+  const calls = await callsOf(ep, async () => {
     ok(await run(request(`${PRIVATE}/x`, { serviceAccountToken: SA_TOKEN }), ep.env()));
   });
   assert.equal(
@@ -227,19 +211,20 @@ test("5. STS error: 'failed to assume role: …', no ECR call, no token on stder
       message: "Not authorized to perform sts:AssumeRoleWithWebIdentity",
     },
   };
-  let r;
-  const calls = await callsOf(async () => {
-    r = await run(
+  const { result: r, calls } = await withCalls(ep, () =>
+    run(
       request(`${PRIVATE}/x`, {
         serviceAccountToken: SA_TOKEN,
         serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": ROLE },
       }),
       ep.env(),
-    );
-  });
-  failed(r!, "failed to assume role: AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity", [
-    SA_TOKEN,
-  ]);
+    ),
+  );
+  failed(
+    r,
+    "failed to assume role: STS AssumeRoleWithWebIdentity in us-west-2 failed: HTTP 403 AccessDenied: Not authorized to perform sts:AssumeRoleWithWebIdentity",
+    [SA_TOKEN],
+  );
   assert.equal(
     calls.map((c) => c.api),
     ["sts"],
@@ -248,11 +233,10 @@ test("5. STS error: 'failed to assume role: …', no ECR call, no token on stder
 
 for (const host of ["public.ecr.aws", "ecr-public.aws.com"]) {
   test(`6. ${host}: ECR Public GetAuthorizationToken signed for ecr-public in us-east-1, whatever AWS_REGION says`, async () => {
-    let res;
-    const calls = await callsOf(async () => {
-      res = ok(await run(request(`${host}/nginx/nginx`), ep.env({ AWS_REGION: "eu-west-1" })));
-    });
-    assert.equal(res!.auth, { [host]: { username: "AWS", password: "public-ecr-password-0123456789" } });
+    const { result: res, calls } = await withCalls(ep, async () =>
+      ok(await run(request(`${host}/nginx/nginx`), ep.env({ AWS_REGION: "eu-west-1" }))),
+    );
+    assert.equal(res.auth, { [host]: { username: "AWS", password: "public-ecr-password-0123456789" } });
     assert.equal(
       calls.map((c) => [c.api, c.scope?.service, c.scope?.region]),
       [["ecr-public", "ecr-public", "us-east-1"]],
@@ -283,7 +267,7 @@ const grid: [string, string][] = [
 ];
 for (const [host, region] of grid) {
   test(`7. region on the wire: ${host} -> ${region}`, async () => {
-    const calls = await callsOf(async () => {
+    const calls = await callsOf(ep, async () => {
       const res = ok(await run(request(`${host}/app`), ep.env({ AWS_REGION: "ap-south-1" })));
       assert.equal(Object.keys(res.auth ?? {}), [host]);
     });

@@ -21,6 +21,16 @@ export type Call = {
   form: Record<string, string>;
   body: string;
   headers: IncomingMessage["headers"];
+  /** Date.now() when the request's headers arrived */
+  receivedAt: number;
+  /** Date.now() when the exchange ended: the answer sent, or the client gone (a hang it gave up on) */
+  endedAt: number | undefined;
+  /** the answer was sent in full (false: the client closed the connection first) */
+  answered: boolean;
+  /** epoch seconds of the token's expiresAt, when a token was sent with one */
+  expiresAt: number | undefined;
+  /** settles with `endedAt` once the exchange has ended (the client's exit may be seen first) */
+  ended: Promise<number>;
 };
 
 export type TokenReply =
@@ -30,13 +40,15 @@ export type TokenReply =
       password: string /** seconds from now; null = no expiresAt */;
       expiresIn?: number | null;
     }
-  | { kind: "raw"; status: number; body: string }
+  /** any body, sent as is (content type: the JSON one unless given) */
+  | { kind: "raw"; status: number; body: string; contentType?: string }
   | { kind: "error"; status: number; type: string; message: string }
   | { kind: "hang" };
 
 export type StsReply =
   | { kind: "credentials"; accessKeyId: string; secretAccessKey: string; sessionToken: string }
-  | { kind: "error"; status: number; code: string; message: string };
+  | { kind: "error"; status: number; code: string; message: string }
+  | { kind: "raw"; status: number; body: string; contentType?: string };
 
 export type Behaviour = { ecr: TokenReply; ecrPublic: TokenReply; sts: StsReply };
 
@@ -60,6 +72,15 @@ export function parseScope(authorization: string | undefined): Scope | undefined
   return { accessKeyId: m[1] as string, date: m[2] as string, region: m[3] as string, service: m[4] as string };
 }
 
+/** What the endpoint hands out by default: none of it may ever reach stderr. */
+export const DEFAULT_SECRETS: readonly string[] = [
+  NODE_SECRET_KEY,
+  "ecr-password-0123456789",
+  "public-ecr-password-0123456789",
+  "role-secret-do-not-print-987654321",
+  "role-session-token-do-not-print-555",
+];
+
 export function defaultBehaviour(password = "ecr-password-0123456789"): Behaviour {
   return {
     ecr: { kind: "token", password, expiresIn: 12 * 3600 },
@@ -81,20 +102,26 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown, errorType?: string): void {
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  errorType?: string,
+  contentType = "application/x-amz-json-1.1",
+): void {
   const text = typeof body === "string" ? body : JSON.stringify(body);
-  const headers: Record<string, string> = { "content-type": "application/x-amz-json-1.1", "x-amzn-requestid": "req-1" };
+  const headers: Record<string, string> = { "content-type": contentType, "x-amzn-requestid": "req-1" };
   if (errorType) headers["x-amzn-errortype"] = errorType;
   res.writeHead(status, headers);
   res.end(text);
 }
 
-function tokenReply(res: ServerResponse, reply: TokenReply, publicShape: boolean): void {
+function tokenReply(res: ServerResponse, reply: TokenReply, publicShape: boolean, call: Call): void {
   switch (reply.kind) {
     case "hang":
       return; // never answer: the caller's timeout must fire
     case "raw":
-      sendJson(res, reply.status, reply.body);
+      sendJson(res, reply.status, reply.body, undefined, reply.contentType);
       return;
     case "error":
       sendJson(res, reply.status, { __type: reply.type, message: reply.message }, reply.type);
@@ -104,7 +131,10 @@ function tokenReply(res: ServerResponse, reply: TokenReply, publicShape: boolean
         authorizationToken: Buffer.from(`${reply.username ?? "AWS"}:${reply.password}`).toString("base64"),
       };
       const expiresIn = reply.expiresIn === undefined ? 12 * 3600 : reply.expiresIn;
-      if (expiresIn !== null) data.expiresAt = Math.floor(Date.now() / 1000) + expiresIn;
+      if (expiresIn !== null) {
+        call.expiresAt = Math.floor(Date.now() / 1000) + expiresIn;
+        data.expiresAt = call.expiresAt;
+      }
       if (!publicShape) data.proxyEndpoint = "https://123456789012.dkr.ecr.us-west-2.amazonaws.com";
       sendJson(res, 200, { authorizationData: publicShape ? data : [data] });
       return;
@@ -113,6 +143,11 @@ function tokenReply(res: ServerResponse, reply: TokenReply, publicShape: boolean
 }
 
 function stsReply(res: ServerResponse, action: string, reply: StsReply): void {
+  if (reply.kind === "raw") {
+    res.writeHead(reply.status, { "content-type": reply.contentType ?? "text/xml" });
+    res.end(reply.body);
+    return;
+  }
   if (reply.kind === "error") {
     res.writeHead(reply.status, { "content-type": "text/xml" });
     res.end(
@@ -139,13 +174,33 @@ export async function startAwsEndpoint(
   const calls: Call[] = [];
   const state = { behaviour };
   const handler: RequestListener = async (req, res) => {
+    const receivedAt = Date.now();
     const body = await readBody(req);
     const scope = parseScope(req.headers.authorization);
     const target = typeof req.headers["x-amz-target"] === "string" ? req.headers["x-amz-target"] : undefined;
     const form = Object.fromEntries(new URLSearchParams(body));
     const api: Call["api"] =
       target === ECR_TARGET ? "ecr" : target === ECR_PUBLIC_TARGET ? "ecr-public" : form.Action ? "sts" : "unknown";
-    calls.push({ api, scope, target, form, body, headers: req.headers });
+    let end: (at: number) => void = () => {};
+    const call: Call = {
+      api,
+      scope,
+      target,
+      form,
+      body,
+      headers: req.headers,
+      receivedAt,
+      endedAt: undefined,
+      answered: false,
+      expiresAt: undefined,
+      ended: new Promise((done) => (end = done)),
+    };
+    calls.push(call);
+    res.on("close", () => {
+      call.endedAt = Date.now();
+      call.answered = res.writableFinished;
+      end(call.endedAt);
+    });
     if (req.method !== "POST" || req.url !== "/")
       return sendJson(res, 404, { __type: "UnknownOperationException", message: `${req.method} ${req.url}` });
     if (api === "ecr" || api === "ecr-public") {
@@ -171,7 +226,12 @@ export async function startAwsEndpoint(
       }
       if (req.headers["content-type"] !== "application/x-amz-json-1.1")
         return sendJson(res, 400, { __type: "SerializationException", message: "content-type" });
-      return tokenReply(res, api === "ecr" ? state.behaviour.ecr : state.behaviour.ecrPublic, api === "ecr-public");
+      return tokenReply(
+        res,
+        api === "ecr" ? state.behaviour.ecr : state.behaviour.ecrPublic,
+        api === "ecr-public",
+        call,
+      );
     }
     if (api === "sts") {
       if (form.Action === "AssumeRole" && scope?.service !== "sts") {

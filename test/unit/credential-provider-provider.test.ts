@@ -7,7 +7,8 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { loadConfig, type Config } from "../../credential-provider/config.ts";
 import type { FetchPlan } from "../../credential-provider/ecr-registry.ts";
-import { getCredentials, identityKey, planFor, type Deps } from "../../credential-provider/provider.ts";
+import { getCredentials, identityKey, planFor, type Deps, type Outcome } from "../../credential-provider/provider.ts";
+import { stderrSink } from "../../credential-provider/stderr.ts";
 import type { CredentialProviderRequest } from "../../shared/kubelet/types.ts";
 
 const test = suite("credential-provider: provider logic");
@@ -36,19 +37,28 @@ test.before(() => {
 });
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 
-function fake(now: { t: number }, behaviour: () => Promise<{ password: string; life: number }>) {
+/** A token source and clock; `written` is what the run's stderr sink wrote. */
+function fake(now: { t: number }, behaviour: () => Promise<{ password: string; life: number } | { error: string }>) {
   const plans: FetchPlan[] = [];
-  const warnings: string[] = [];
+  const written: string[] = [];
+  const stderr = stderrSink("test", (t) => written.push(t));
   const deps: Deps = {
     fetchToken: async (p) => {
       plans.push(p);
       const b = await behaviour();
-      return { username: "AWS", password: b.password, expiresAt: now.t + b.life };
+      if ("error" in b) return { ok: false, error: b.error };
+      return { ok: true, value: { username: "AWS", password: b.password, expiresAt: now.t + b.life } };
     },
     now: () => now.t,
-    warn: (m) => warnings.push(m),
+    stderr,
   };
-  return { deps, plans, warnings };
+  return { deps, plans, stderr, written };
+}
+
+/** The success arm, or a failed assertion naming the error. */
+function success(o: Outcome): Extract<Outcome, { ok: true }> {
+  if (!o.ok) assert.unreachable(o.error);
+  return o as Extract<Outcome, { ok: true }>;
 }
 
 test("identity: annotation > role map > AWS_ECR_ROLE_ARN with a token; role map alone without one", () => {
@@ -101,16 +111,17 @@ test("cache: fetched once, reused until half-life, refreshed after", async () =>
   const now = { t: 1_800_000_000_000 };
   const f = fake(now, async () => ({ password: `pw-${now.t}`, life: 12 * 3600_000 }));
   const c = config([`--cache-dir=${join(tmp, "a")}`]);
-  const first = await getCredentials(req(`${HOST}/a`), c, f.deps);
-  assert.ok(first.ok && first.source === "ecr" && first.response.cacheDuration === "6h0m0s");
+  const first = success(await getCredentials(req(`${HOST}/a`), c, f.deps));
+  assert.is(first.source, "ecr");
+  assert.is(first.response.cacheDuration, "6h0m0s");
   now.t += 5 * 3600_000;
-  const second = await getCredentials(req(`${HOST}/b`), c, f.deps);
-  assert.ok(second.ok && second.source === "cache");
-  assert.is(second.ok && second.response.cacheDuration, "3h30m0s", "half of the 7h left");
+  const second = success(await getCredentials(req(`${HOST}/b`), c, f.deps));
+  assert.is(second.source, "cache");
+  assert.is(second.response.cacheDuration, "3h30m0s", "half of the 7h left");
   assert.is(f.plans.length, 1);
   now.t += 1 * 3600_000 + 1;
-  const third = await getCredentials(req(`${HOST}/a`), c, f.deps);
-  assert.ok(third.ok && third.source === "ecr");
+  const third = success(await getCredentials(req(`${HOST}/a`), c, f.deps));
+  assert.is(third.source, "ecr");
   assert.is(f.plans.length, 2);
   assert.is(readdirSync(join(tmp, "a")).length, 1);
 });
@@ -118,17 +129,18 @@ test("cache: fetched once, reused until half-life, refreshed after", async () =>
 test("stale fallback only while the token has life left; cacheDuration capped at 5m", async () => {
   const now = { t: 1_800_000_000_000 };
   let fail = false;
-  const f = fake(now, async () => {
-    if (fail) throw new Error("ThrottlingException: Rate exceeded");
-    return { password: "pw", life: 12 * 3600_000 };
-  });
+  const f = fake(now, async () =>
+    fail ? { error: "ThrottlingException: Rate exceeded" } : { password: "pw", life: 12 * 3600_000 },
+  );
   const c = config([`--cache-dir=${join(tmp, "b")}`]);
-  await getCredentials(req(`${HOST}/a`), c, f.deps);
+  success(await getCredentials(req(`${HOST}/a`), c, f.deps));
   fail = true;
   now.t += 8 * 3600_000;
-  const stale = await getCredentials(req(`${HOST}/a`), c, f.deps);
-  assert.ok(stale.ok && stale.source === "stale-cache" && stale.response.cacheDuration === "5m0s");
-  assert.match(f.warnings.join("\n"), "serving a cached token");
+  const stale = success(await getCredentials(req(`${HOST}/a`), c, f.deps));
+  assert.is(stale.source, "stale-cache");
+  assert.is(stale.response.cacheDuration, "5m0s");
+  f.stderr.flush();
+  assert.match(f.written.join(""), "serving a cached token");
   now.t += 4 * 3600_000 - 60_000;
   const gone = await getCredentials(req(`${HOST}/a`), c, f.deps);
   assert.equal(gone, { ok: false, error: "ThrottlingException: Rate exceeded" });
@@ -142,12 +154,28 @@ test("deadline: a fetch that never settles ends with the timeout message; the si
         signal.addEventListener("abort", () => (aborted = true));
       }),
     now: Date.now,
-    warn: () => {},
+    stderr: stderrSink("test", () => {}),
   };
   const out = await getCredentials(req(`${HOST}/a`), config(["--timeout=50ms"]), deps);
-  assert.ok(!out.ok);
-  assert.match(!out.ok ? out.error : "", /^timed out after .* waiting for ECR \(region us-west-2\)/);
+  assert.equal(out, {
+    ok: false,
+    error:
+      "timed out after 50ms waiting for ECR (region us-west-2); check network access, proxy settings (HTTPS_PROXY, NO_PROXY) and the credential source",
+  });
   assert.ok(aborted);
+});
+
+test("secrets learned on the way are registered with the sink: the pod's token and a cached token", async () => {
+  const now = { t: 1_800_000_000_000 };
+  const f = fake(now, async () => ({ password: "cached-pw-7", life: 12 * 3600_000 }));
+  const c = config([`--cache-dir=${join(tmp, "c")}`]);
+  success(await getCredentials(req(`${HOST}/a`, { serviceAccountToken: "pod-token-secret" }), c, f.deps));
+  // A second run with a sink of its own reads the token from the cache file.
+  const g = fake(now, async () => ({ error: "unused" }));
+  success(await getCredentials(req(`${HOST}/a`, { serviceAccountToken: "pod-token-secret" }), c, g.deps));
+  const token = Buffer.from("AWS:cached-pw-7").toString("base64");
+  g.stderr.fail(`echo pod-token-secret ${token} cached-pw-7`);
+  assert.equal(g.written, ["test: echo [REDACTED] [REDACTED] [REDACTED]\n"]);
 });
 
 test("mirror: the ECR target is asked, the auth key is the image's registry", async () => {
@@ -158,8 +186,7 @@ test("mirror: the ECR target is asked, the auth key is the image's registry", as
     config(["--registry-mirror=docker.io=123456789012.dkr.ecr.us-east-1.amazonaws.com/hub"]),
     f.deps,
   );
-  assert.ok(out.ok);
-  assert.equal(out.ok && Object.keys(out.response.auth ?? {}), ["docker.io"]);
+  assert.equal(Object.keys(success(out).response.auth ?? {}), ["docker.io"]);
   assert.equal(
     [f.plans[0]?.host, f.plans[0]?.region, f.plans[0]?.api],
     ["123456789012.dkr.ecr.us-east-1.amazonaws.com", "us-east-1", "ecr"],
