@@ -64,8 +64,11 @@ export function tokenFromEcrPublicOutput(
   return decodeAuthorizationToken(data.authorizationToken, data.expiresAt, keeper);
 }
 
-/** The anchor: half of the token's remaining life, in whole seconds; no expiry -> 0 (do not cache). */
+/** The anchor's getCacheDuration: half of the token's remaining life in whole Unix seconds,
+ * (expiresAt.Unix() - time.Now().Unix()) / 2. No expiry -> 0 (do not cache). Where the anchor
+ * leaves cacheDuration out for a token already expired (so the kubelet would keep it for the
+ * config's defaultCacheDuration), we answer 0 too. */
 export function halfLifeSeconds(expiresAt: number | undefined, now: number): number {
   if (expiresAt === undefined) return 0;
-  return Math.max(0, Math.floor((expiresAt - now) / 2000));
+  return Math.max(0, Math.trunc((Math.floor(expiresAt / 1000) - Math.floor(now / 1000)) / 2));
 }

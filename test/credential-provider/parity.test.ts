@@ -5,7 +5,13 @@ import { ANCHOR_NON_MATCHES } from "../helpers/ecr-hosts.ts";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { parseGoDuration } from "../../shared/kubelet/duration.ts";
-import { defaultBehaviour, NODE_ACCESS_KEY, startAwsEndpoint, type AwsEndpoint } from "../helpers/aws-endpoint.ts";
+import {
+  defaultBehaviour,
+  NODE_ACCESS_KEY,
+  startAwsEndpoint,
+  type AwsEndpoint,
+  type Call,
+} from "../helpers/aws-endpoint.ts";
 import { callsOf, failed, noSecrets, ok, PRIVATE, request, run, SA_TOKEN, withCalls } from "./helpers.ts";
 
 const test = suite("credential-provider: anchor parity");
@@ -20,15 +26,39 @@ test.after(async () => {
   await ep.close();
 });
 
+const SECONDS = 10n ** 9n;
+
+/** The anchor's getCacheDuration (cmd/ecr-credential-provider/main.go): (expiresAt.Unix() -
+ * time.Now().Unix()) / 2 seconds, for every instant the binary may have read its clock: after the
+ * endpoint answered, before the process ended. Returns the allowed whole seconds. */
+async function anchorCacheSeconds(call: Call | undefined, exitedAt: number): Promise<number[]> {
+  assert.ok(call?.expiresAt !== undefined, "the endpoint sent a token with an expiry");
+  const expiresAt = (call as Call).expiresAt as number;
+  const answeredAt = await (call as Call).ended;
+  const half = (nowMs: number) => Math.trunc((expiresAt - Math.floor(nowMs / 1000)) / 2);
+  const allowed: number[] = [];
+  for (let s = half(exitedAt); s <= half(answeredAt); s++) allowed.push(s);
+  return allowed;
+}
+
+function cacheSeconds(cacheDuration: string | undefined): number {
+  const d = parseGoDuration(cacheDuration ?? "");
+  if (!d.ok) assert.unreachable(d.error);
+  return d.ok ? Number(d.ns / SECONDS) : Number.NaN;
+}
+
 test("1. private ECR host: Registry key = host, user and password from the token, signed for ecr in the host's region", async () => {
   const { result: res, calls } = await withCalls(ep, async () => ok(await run(request(`${PRIVATE}/foobar`), ep.env())));
-  assert.equal(res, {
+  const exitedAt = Date.now();
+  const { cacheDuration, ...rest } = res;
+  assert.equal(rest, {
     kind: "CredentialProviderResponse",
     apiVersion: "credentialprovider.kubelet.k8s.io/v1",
     cacheKeyType: "Registry",
-    cacheDuration: res.cacheDuration,
     auth: { [PRIVATE]: { username: "AWS", password: "ecr-password-0123456789" } },
   });
+  const allowed = await anchorCacheSeconds(calls[0], exitedAt);
+  assert.ok(allowed.includes(cacheSeconds(cacheDuration)), `cacheDuration ${cacheDuration}, anchor: ${allowed} s`);
   assert.equal(
     calls.map((c) => [c.api, c.scope?.region, c.scope?.service, c.scope?.accessKeyId]),
     [["ecr", "us-west-2", "ecr", NODE_ACCESS_KEY]],
@@ -298,11 +328,18 @@ test("9. cacheDuration: token without expiresAt -> 0s", async () => {
   assert.is(ok(await run(request(`${PRIVATE}/x`), ep.env())).cacheDuration, "0s");
 });
 
-test("9. cacheDuration: token valid 12h -> half of the remaining life, Go duration text (6h0m0s less the seconds elapsed)", async () => {
-  const res = ok(await run(request(`${PRIVATE}/x`), ep.env()));
-  assert.match(res.cacheDuration ?? "", /^(6h0m0s|5h59m5\ds)$/);
-  const d = parseGoDuration(res.cacheDuration ?? "");
-  assert.ok(d.ok && d.ns <= 6n * 3600n * 10n ** 9n && d.ns >= (6n * 3600n - 10n) * 10n ** 9n);
+test("9. cacheDuration: token valid 12h -> the anchor's half of the remaining life in whole seconds, Go duration text", async () => {
+  const { result: res, calls } = await withCalls(ep, async () => ok(await run(request(`${PRIVATE}/x`), ep.env())));
+  const allowed = await anchorCacheSeconds(calls[0], Date.now());
+  assert.ok(
+    allowed.includes(cacheSeconds(res.cacheDuration)),
+    `cacheDuration ${res.cacheDuration}, anchor: ${allowed} s`,
+  );
+  assert.match(
+    res.cacheDuration ?? "",
+    /^[1-6]h[0-9]{1,2}m[0-9]{1,2}s$/,
+    "Go's time.Duration.String, as the kubelet reads it",
+  );
 });
 
 test("10. wrong kind or wrong apiVersion: error, empty stdout", async () => {

@@ -62,12 +62,20 @@ test("encodeAuthorizationToken is the inverse of the decode: ECR's base64(user:p
   assert.ok(!token.includes(b64("pw:1")), "base64 of the password alone never appears in the token");
 });
 
-test("cacheDuration: half the remaining life in whole seconds; none without expiry; never negative", () => {
+test("cacheDuration: the anchor's half of the remaining life in whole Unix seconds", () => {
   const now = 1_000_000_000_000;
   assert.is(halfLifeSeconds(now + 12 * 3600_000, now), 6 * 3600);
+  assert.is(halfLifeSeconds(now + 3001, now), 1);
+  // (expiresAt.Unix() - now.Unix()) / 2: both truncated to seconds first, then Go's integer division.
+  assert.is(halfLifeSeconds(now + 10_000, now + 999), 5, "10 s - 0 s of whole seconds = 10, halved 5");
+  assert.is(halfLifeSeconds(now + 9_999, now + 1_000), 4, "9 s - 1 s = 8, halved 4");
+  assert.is(halfLifeSeconds(now + 3_000, now), 1, "3 s halved is 1 (integer division)");
+});
+
+test("cacheDuration: none without expiry; an expired token is 0, never negative", () => {
+  const now = 1_000_000_000_000;
   assert.is(halfLifeSeconds(undefined, now), 0);
   assert.is(halfLifeSeconds(now - 5000, now), 0);
-  assert.is(halfLifeSeconds(now + 3001, now), 1);
 });
 
 test.run();
