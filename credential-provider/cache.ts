@@ -2,7 +2,6 @@
 // (docker-credential-ecr-login does the same in ~/.ecr). One file per registry and identity,
 // mode 0600, written atomically; a file we did not write alone (other owner, group/world bits)
 // is ignored. Reused until half-life; a still-valid token is served when ECR fails.
-import { createHash } from "node:crypto";
 import {
   chmodSync,
   closeSync,
@@ -28,7 +27,9 @@ export type CachedToken = {
 /** A stale token is served only while it has at least this much life left for the pull to start. */
 export const STALE_MARGIN_MS = 2 * 60_000;
 
+/** node:crypto is loaded here, on first use, not at start-up: only a run with a cache directory hashes. */
 export function cacheKey(parts: Record<string, string | undefined>): string {
+  const { createHash } = process.getBuiltinModule("node:crypto");
   return createHash("sha256").update(JSON.stringify(parts)).digest("hex").slice(0, 40);
 }
 
