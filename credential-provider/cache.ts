@@ -14,6 +14,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
+import { isJsonObject } from "../shared/json.ts";
 
 export type CachedToken = {
   registry: string;
@@ -48,10 +49,9 @@ export function readCache(dir: string, key: string): CachedToken | undefined {
     const st = fstatSync(fd);
     const uid = process.getuid?.();
     if ((st.mode & 0o077) !== 0 || (uid !== undefined && st.uid !== uid) || st.size > 65536) return undefined;
-    const raw: unknown = JSON.parse(readFileSync(fd, "utf8"));
-    if (typeof raw !== "object" || raw === null) return undefined;
-    const r = raw as Record<string, unknown>;
+    const r: unknown = JSON.parse(readFileSync(fd, "utf8"));
     if (
+      !isJsonObject(r) ||
       typeof r.registry !== "string" ||
       typeof r.username !== "string" ||
       typeof r.password !== "string" ||

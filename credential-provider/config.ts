@@ -2,6 +2,7 @@
 // the config's `env`). Flags win over environment variables. Parsed with node:util (no yargs on
 // the kubelet's path); positional arguments such as `get-credentials` are ignored like the anchor.
 import { parseArgs } from "node:util";
+import { errorMessage, type JsonObject } from "../shared/json.ts";
 import { parseGoDuration, NANOS_PER_SECOND } from "../shared/kubelet/duration.ts";
 import { classifyHost } from "./ecr-registry.ts";
 
@@ -64,7 +65,7 @@ export function loadConfig(argv: string[], env: Env): ConfigResult {
   try {
     values = parseArgs({ args: argv, options: OPTIONS, strict: false, allowPositionals: true }).values;
   } catch (e) {
-    return { ok: false, error: `invalid arguments: ${(e as Error).message}` };
+    return { ok: false, error: `invalid arguments: ${errorMessage(e)}` };
   }
   const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
   const strs = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : []);
@@ -145,7 +146,7 @@ export function mappedRole(config: Config, host: string, accountId: string | und
  * help or version flag, `validate-config`, `get-credentials IMAGE` or a terminal on stdin mean a person. */
 export function wantsCli(argv: string[], stdinIsTty: boolean): boolean {
   const { values, positionals } = parseArgs({ args: argv, options: OPTIONS, strict: false, allowPositionals: true });
-  const v = values as Record<string, unknown>;
+  const v: JsonObject = values;
   if (v.help || v.h || v.version) return true;
   if (positionals[0] === "validate-config") return true;
   if (positionals[0] === "get-credentials" && positionals.length > 1) return true;

@@ -4,6 +4,7 @@
 // A file, or (k8s 1.34+) a directory whose files are merged in lexicographic order.
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { errorMessage, isJsonObject, type JsonObject } from "../shared/json.ts";
 import { parseGoDuration } from "../shared/kubelet/duration.ts";
 import { parseSchemelessURL, urlsMatch } from "../shared/kubelet/match.ts";
 import { API_VERSIONS } from "../shared/kubelet/types.ts";
@@ -31,9 +32,6 @@ export type Provider = {
 
 export type ConfigReport = { providers: Provider[]; errors: string[] };
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
-
 const PROVIDER_FIELDS = ["name", "matchImages", "defaultCacheDuration", "apiVersion", "args", "env", "tokenAttributes"];
 const TOKEN_FIELDS = [
   "serviceAccountTokenAudience",
@@ -54,7 +52,7 @@ function isQualifiedName(k: string): boolean {
   return name.length <= 63 && prefix.length <= 253;
 }
 
-function unknownFields(o: Obj, allowed: string[], path: string, errors: string[]): void {
+function unknownFields(o: JsonObject, allowed: string[], path: string, errors: string[]): void {
   for (const k of Object.keys(o))
     if (!allowed.includes(k)) errors.push(`${path}: unknown field ${JSON.stringify(k)} (the kubelet decodes strictly)`);
 }
@@ -69,7 +67,7 @@ function stringList(v: unknown, path: string, errors: string[]): string[] {
 }
 
 function validateTokenAttributes(t: unknown, apiVersion: string, path: string, errors: string[]): void {
-  if (!isObj(t)) return void errors.push(`${path}: must be an object`);
+  if (!isJsonObject(t)) return void errors.push(`${path}: must be an object`);
   unknownFields(t, TOKEN_FIELDS, path, errors);
   if (apiVersion !== "credentialprovider.kubelet.k8s.io/v1") {
     errors.push(
@@ -120,7 +118,7 @@ function validateTokenAttributes(t: unknown, apiVersion: string, path: string, e
 }
 
 function validateDocument(doc: unknown, file: string, providers: Provider[], errors: string[]): void {
-  if (!isObj(doc)) return void errors.push(`${file}: expected a ${CONFIG_KIND} object`);
+  if (!isJsonObject(doc)) return void errors.push(`${file}: expected a ${CONFIG_KIND} object`);
   unknownFields(doc, ["kind", "apiVersion", "providers"], file, errors);
   if (doc.kind !== CONFIG_KIND) errors.push(`${file}: kind ${JSON.stringify(doc.kind ?? "")}, expected ${CONFIG_KIND}`);
   if (typeof doc.apiVersion !== "string" || !CONFIG_API_VERSIONS.includes(doc.apiVersion)) {
@@ -133,7 +131,7 @@ function validateDocument(doc: unknown, file: string, providers: Provider[], err
   const list = (doc.providers as unknown[] | undefined) ?? [];
   for (const [index, p] of list.entries()) {
     const path = `${file}: providers[${index}]`;
-    if (!isObj(p)) {
+    if (!isJsonObject(p)) {
       errors.push(`${path}: must be an object`);
       continue;
     }
@@ -185,7 +183,7 @@ function validateDocument(doc: unknown, file: string, providers: Provider[], err
       if (!Array.isArray(p.env)) errors.push(`${path}.env: must be a list`);
       else
         for (const [i, e] of (p.env as unknown[]).entries()) {
-          if (!isObj(e)) {
+          if (!isJsonObject(e)) {
             errors.push(`${path}.env[${i}]: must be an object`);
             continue;
           }
@@ -229,7 +227,7 @@ export function validateConfig(path: string, parse: ParseDoc): ConfigReport {
   try {
     files = configFiles(path);
   } catch (e) {
-    return { providers, errors: [`${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`] };
+    return { providers, errors: [`${path}: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}`] };
   }
   if (files.length === 0) errors.push(`${path}: no .json, .yaml or .yml files`);
   for (const file of files) {
