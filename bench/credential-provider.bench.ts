@@ -2,7 +2,7 @@
 // binary, warm (disk-cache hit: no AWS SDK loaded) and cold (GetAuthorizationToken against a
 // local endpoint), next to bare `node -e 0` of the same Node, all under a clean environment.
 // Prints a markdown table; ratios are against the baseline measured in the same run.
-// Targets (issue 3): warm <= 1.3x, cold <= 3x.
+// Targets: warm <= 1.3x, cold <= 3x.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

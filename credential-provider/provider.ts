@@ -1,5 +1,6 @@
-// One request, the anchor's way and then some: image -> registry (through the mirror map) ->
-// which ECR API, region and identity -> disk cache or GetAuthorizationToken -> the response.
+// One request, the anchor's way (cloud-provider-aws cmd/ecr-credential-provider, "the anchor"
+// throughout) and then some: image -> registry (through the mirror map) -> which ECR API, region
+// and identity -> disk cache or GetAuthorizationToken -> the response.
 import { makeResponse } from "../shared/kubelet/codec.ts";
 import { formatGoDuration, formatSeconds } from "../shared/kubelet/duration.ts";
 import type { CredentialProviderRequest, CredentialProviderResponse } from "../shared/kubelet/types.ts";

@@ -1,4 +1,4 @@
-// The human CLI (issue 3): --help, --version, get-credentials IMAGE with secrets masked, and
+// The human CLI: --help, --version, get-credentials IMAGE with secrets masked, and
 // validate-config with the kubelet's rules and matchImages globbing.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

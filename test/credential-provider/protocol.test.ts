@@ -1,4 +1,4 @@
-// The kubelet API on the wire (k8s.io/kubelet pkg/apis/credentialprovider, issue 3): every
+// The kubelet API on the wire (k8s.io/kubelet pkg/apis/credentialprovider): every
 // apiVersion answered in kind, strict-decodable responses, and bad input refused the kubelet's way.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";

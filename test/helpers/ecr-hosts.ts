@@ -1,6 +1,6 @@
-// Hosts from ecr-credential-provider's own tests that its registry regex must not match
-// (../shared/reference/kubelet-credential-provider.md, checklist item 8). Shared by the unit and
-// black-box suites.
+// Hosts that ecr-credential-provider's registry regex must not match, from its own tests
+// (cloud-provider-aws cmd/ecr-credential-provider/main_test.go, TestRegistryPatternMatch).
+// Shared by the unit and black-box suites.
 export const ANCHOR_NON_MATCHES: readonly string[] = [
   "foobar",
   "12345678901.dkr.ecr.us-west-2.amazonaws.com",

@@ -1,5 +1,6 @@
-// The anchor's registry regex and region grid (reference checklist items 2, 6, 7, 8), and the
-// host taken from the image.
+// The anchor's registry regex and region grid (cloud-provider-aws cmd/ecr-credential-provider
+// main_test.go: TestRegistryPatternMatch, Test_parseRegionFromECRPrivateHost,
+// Test_parseHostFromImageReference), and the host taken from the image.
 import { ANCHOR_NON_MATCHES } from "../helpers/ecr-hosts.ts";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
