@@ -4,7 +4,7 @@
 # in a scratch data directory: ADD, a repeated ADD, CHECK, STATUS, DEL, GC.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-node packaging/build.ts berth-ipam >/dev/null
+node packaging/build.ts >/dev/null
 bin=dist/bin/berth-ipam
 data=$(mktemp -d /tmp/berth-demo.XXXXXX)
 trap 'rm -rf "$data"' EXIT

@@ -1,9 +1,13 @@
-// npm run release: packs the built binaries into what a node installs from.
-//   dist/release/berth-<version>-linux-<arch>.tar.gz   bin/, install.sh, examples/, README.md, SHA256SUMS
+// npm run release: packs each architecture's build (packaging/build.ts) into what a node installs from.
+//   dist/release/berth-<version>-linux-<arch>.tar.gz   bin/ (one executable under both program names,
+//                                                      a hard link), install.sh, examples/, README.md,
+//                                                      sbom.cdx.json, SHA256SUMS
+//   dist/release/berth-<version>-linux-<arch>.cdx.json the same SBOM (CycloneDX), beside the tarball
 //   dist/release/berth_<version>_<arch>.deb            when dpkg-deb is available (packaging/deb/build-deb.sh)
 //   dist/release/SHA256SUMS                            over the artifacts above
-// Usage: node packaging/release.ts [--out DIR] [--bin-dir DIR] [--no-deb] [--compression-level 1-9]
-// (level 6 by default; 1 is ~3x faster for ~10% more bytes, what the tests use)
+// Usage: node packaging/release.ts [--out DIR] [--build-dir DIR ...] [--no-deb] [--compression-level 1-9]
+// (build dirs default to dist/linux-amd64 and dist/linux-arm64; level 6 by default, 1 is ~3x
+// faster for ~10% more bytes, what the tests use)
 // The tarball is reproducible: sorted names, owner 0:0, fixed modes, mtime of the release commit
 // (or SOURCE_DATE_EPOCH), gzip without a timestamp.
 import { execFileSync, spawn } from "node:child_process";
@@ -11,6 +15,7 @@ import { createHash } from "node:crypto";
 import {
   chmodSync,
   copyFileSync,
+  linkSync,
   createWriteStream,
   existsSync,
   mkdirSync,
@@ -28,7 +33,8 @@ import { join, relative, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { parseArgs } from "node:util";
 import { createGzip } from "node:zlib";
-import { PROGRAMS } from "./programs.ts";
+import { PRIMARY, PROGRAMS } from "./programs.ts";
+import { ARCHES } from "./runtimes.ts";
 
 const root = resolve(import.meta.dirname, "..");
 const here = import.meta.dirname;
@@ -140,42 +146,52 @@ async function tarGz(parent: string, top: string, out: string, mtime: number, le
 /** Debian versions sort "~" before anything: 1.0.0-rc.1 (semver pre-release) becomes 1.0.0~rc.1. */
 export const debianVersion = (v: string): string => v.replace("-", "~");
 
-export type ReleaseResult = { tarball: string; deb?: string; dir: string };
+export type ReleaseResult = { arch: string; tarball: string; sbom: string; deb?: string; dir: string };
 
-export async function release(opts: {
+/** The build's one executable: every program name must be that same file. */
+function buildBinary(buildDir: string): string {
+  const primary = join(buildDir, "bin", PRIMARY.name);
+  for (const p of PROGRAMS) {
+    const file = join(buildDir, "bin", p.name);
+    if (!existsSync(file)) throw new Error(`${file} missing: run npm run build first`);
+    if (statSync(file).ino !== statSync(primary).ino && sha256File(file) !== sha256File(primary))
+      throw new Error(`${file} is not the same executable as ${primary}`);
+  }
+  if (!existsSync(join(buildDir, "sbom.cdx.json")))
+    throw new Error(`${buildDir}/sbom.cdx.json missing: run npm run build first`);
+  return primary;
+}
+
+async function releaseOne(opts: {
   out: string;
-  binDir: string;
+  buildDir: string;
+  version: string;
   deb: boolean;
   level: number;
+  epoch: number;
 }): Promise<ReleaseResult> {
-  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
-  const programs = PROGRAMS.filter((p) => existsSync(join(root, p.entry)));
-  for (const p of PROGRAMS) {
-    if (!programs.includes(p)) process.stderr.write(`release: ${p.entry} not written yet; ${p.name} left out\n`);
-  }
-  const bins = programs.map((p) => ({ name: p.name, file: join(opts.binDir, p.name) }));
-  for (const b of bins) {
-    if (!existsSync(b.file)) throw new Error(`${b.file} missing: run npm run build first`);
-  }
-  const arches = new Set(bins.map((b) => elfArch(b.file)));
-  if (arches.size !== 1) throw new Error(`binaries for different architectures: ${[...arches].join(", ")}`);
-  const [arch] = [...arches] as [string];
-  const top = `berth-${pkg.version}-linux-${arch}`;
-
-  mkdirSync(opts.out, { recursive: true });
-  const stage = join(opts.out, `.stage-${process.pid}`);
+  const primary = buildBinary(opts.buildDir);
+  const arch = elfArch(primary);
+  const top = `berth-${opts.version}-linux-${arch}`;
+  const stage = join(opts.out, `.stage-${process.pid}-${arch}`);
   rmSync(stage, { recursive: true, force: true });
   const dir = join(stage, top);
   try {
     mkdirSync(join(dir, "bin"), { recursive: true });
-    for (const b of bins) {
-      copyFileSync(b.file, join(dir, "bin", b.name));
-      chmodSync(join(dir, "bin", b.name), 0o755);
-    }
+    const bin = join(dir, "bin", PRIMARY.name);
+    copyFileSync(primary, bin);
+    chmodSync(bin, 0o755);
+    // tar stores the other names as hard links: the tarball holds the executable once.
+    for (const p of PROGRAMS) if (p !== PRIMARY) linkSync(bin, join(dir, "bin", p.name));
     copyFileSync(join(here, "install.sh"), join(dir, "install.sh"));
     chmodSync(join(dir, "install.sh"), 0o755);
-    copyFileSync(join(here, "README.md"), join(dir, "README.md"));
-    chmodSync(join(dir, "README.md"), 0o644);
+    for (const [from, to] of [
+      [join(here, "README.md"), "README.md"],
+      [join(opts.buildDir, "sbom.cdx.json"), "sbom.cdx.json"],
+    ] as const) {
+      copyFileSync(from, join(dir, to));
+      chmodSync(join(dir, to), 0o644);
+    }
     const examples = join(here, "examples");
     for (const f of filesUnder(examples)) {
       const to = join(dir, "examples", relative(examples, f));
@@ -187,13 +203,14 @@ export async function release(opts: {
     writeFileSync(join(dir, "SHA256SUMS"), sha256sums(dir), { mode: 0o644 });
 
     const tarball = join(opts.out, `${top}.tar.gz`);
-    const epoch = sourceDateEpoch();
-    await tarGz(stage, top, tarball, epoch, opts.level);
-    const result: ReleaseResult = { tarball, dir: top };
+    await tarGz(stage, top, tarball, opts.epoch, opts.level);
+    const sbom = join(opts.out, `${top}.cdx.json`);
+    copyFileSync(join(dir, "sbom.cdx.json"), sbom);
+    const result: ReleaseResult = { arch, tarball, sbom, dir: top };
 
     if (opts.deb) {
       if (onPath("dpkg-deb")) {
-        const deb = join(opts.out, `berth_${debianVersion(pkg.version)}_${arch}.deb`);
+        const deb = join(opts.out, `berth_${debianVersion(opts.version)}_${arch}.deb`);
         execFileSync(
           "bash",
           [
@@ -201,7 +218,7 @@ export async function release(opts: {
             "--source",
             dir,
             "--version",
-            debianVersion(pkg.version),
+            debianVersion(opts.version),
             "--arch",
             arch,
             "--level",
@@ -211,7 +228,7 @@ export async function release(opts: {
           ],
           {
             stdio: ["ignore", "ignore", "inherit"],
-            env: { ...process.env, SOURCE_DATE_EPOCH: String(epoch) }, // dpkg-deb clamps mtimes to it
+            env: { ...process.env, SOURCE_DATE_EPOCH: String(opts.epoch) }, // dpkg-deb clamps mtimes to it
           },
         );
         result.deb = deb;
@@ -219,24 +236,50 @@ export async function release(opts: {
         process.stderr.write("release: dpkg-deb not found; no .deb built\n");
       }
     }
-    const artifacts = readdirSync(opts.out)
-      .filter((f) => f.endsWith(".tar.gz") || f.endsWith(".deb"))
-      .sort();
-    writeFileSync(
-      join(opts.out, "SHA256SUMS"),
-      artifacts.map((f) => `${sha256File(join(opts.out, f))}  ${f}\n`).join(""),
-    );
     return result;
   } finally {
     rmSync(stage, { recursive: true, force: true });
   }
 }
 
+export async function release(opts: {
+  out: string;
+  buildDirs: string[];
+  deb: boolean;
+  level: number;
+}): Promise<ReleaseResult[]> {
+  const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string };
+  mkdirSync(opts.out, { recursive: true });
+  const epoch = sourceDateEpoch();
+  const results: ReleaseResult[] = [];
+  for (const buildDir of opts.buildDirs) {
+    const r = await releaseOne({
+      out: opts.out,
+      buildDir,
+      version: pkg.version,
+      deb: opts.deb,
+      level: opts.level,
+      epoch,
+    });
+    if (results.some((x) => x.arch === r.arch))
+      throw new Error(`two builds for ${r.arch}: ${opts.buildDirs.join(", ")}`);
+    results.push(r);
+  }
+  const artifacts = readdirSync(opts.out)
+    .filter((f) => f.endsWith(".tar.gz") || f.endsWith(".deb") || f.endsWith(".cdx.json"))
+    .sort();
+  writeFileSync(
+    join(opts.out, "SHA256SUMS"),
+    artifacts.map((f) => `${sha256File(join(opts.out, f))}  ${f}\n`).join(""),
+  );
+  return results;
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({
     options: {
       out: { type: "string", default: join(root, "dist", "release") },
-      "bin-dir": { type: "string", default: join(root, "dist", "bin") },
+      "build-dir": { type: "string", multiple: true },
       "no-deb": { type: "boolean", default: false },
       "compression-level": { type: "string", default: "6" },
     },
@@ -244,16 +287,20 @@ if (import.meta.main) {
   const level = Number(values["compression-level"]);
   try {
     if (!Number.isInteger(level) || level < 1 || level > 9) throw new Error("--compression-level must be 1 to 9");
-    const r = await release({
+    const buildDirs = values["build-dir"]?.length
+      ? values["build-dir"]
+      : ARCHES.map((a) => join(root, "dist", `linux-${a}`));
+    const results = await release({
       out: resolve(values.out),
-      binDir: resolve(values["bin-dir"]),
+      buildDirs: buildDirs.map((d) => resolve(d)),
       deb: !values["no-deb"],
       level,
     });
-    process.stdout.write(`wrote ${relative(process.cwd(), r.tarball)}\n`);
-    if (r.deb) process.stdout.write(`wrote ${relative(process.cwd(), r.deb)}\n`);
+    for (const r of results)
+      for (const f of [r.tarball, r.sbom, ...(r.deb ? [r.deb] : [])])
+        process.stdout.write(`wrote ${relative(process.cwd(), f)}\n`);
   } catch (e) {
-    process.stderr.write(`release: ${(e as Error).message}\n`);
+    process.stderr.write(`release: ${e instanceof Error ? e.message : String(e)}\n`);
     process.exitCode = 1;
   }
 }

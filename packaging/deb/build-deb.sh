@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Builds the berth .deb with dpkg-deb from an unpacked release directory (what
 # packaging/release.ts stages; the same bytes as the tarball, checked against its SHA256SUMS).
-#   /opt/cni/bin/berth-ipam
-#   /usr/libexec/kubernetes/kubelet-plugins/credential-provider/exec/berth-credential-provider
-#   /usr/share/doc/berth/{README.md,copyright,examples/...}
+#   /opt/cni/bin/berth-ipam                          the one executable
+#   /usr/libexec/kubernetes/kubelet-plugins/credential-provider/exec/
+#                                                    where postinst links berth-credential-provider
+#                                                    to it (hard link, or symbolic link across file
+#                                                    systems); prerm removes that link
+#   /usr/share/doc/berth/{README.md,copyright,sbom.cdx.json,examples/...}
 # The kubelet config and drop-in are shipped as examples, not activated: restating the kubelet's
 # ExecStart is right for kubeadm nodes only, so enabling it stays the administrator's decision.
 set -euo pipefail
@@ -45,12 +48,14 @@ doc=$pkg/usr/share/doc/berth
 
 install -d -m 0755 "$pkg/DEBIAN" "$pkg/opt/cni/bin" \
   "$pkg/usr/libexec/kubernetes/kubelet-plugins/credential-provider/exec" "$doc"
+cmp -s "$source_dir/bin/berth-ipam" "$source_dir/bin/berth-credential-provider" || {
+  echo "build-deb.sh: bin/berth-ipam and bin/berth-credential-provider are not one executable" >&2
+  exit 1
+}
 install -m 0755 "$source_dir/bin/berth-ipam" "$pkg/opt/cni/bin/berth-ipam"
-if [[ -f $source_dir/bin/berth-credential-provider ]]; then
-  install -m 0755 "$source_dir/bin/berth-credential-provider" \
-    "$pkg/usr/libexec/kubernetes/kubelet-plugins/credential-provider/exec/berth-credential-provider"
-fi
+install -m 0755 "$here/postinst" "$here/prerm" "$pkg/DEBIAN/"
 install -m 0644 "$source_dir/README.md" "$doc/README.md"
+install -m 0644 "$source_dir/sbom.cdx.json" "$doc/sbom.cdx.json"
 install -m 0644 "$here/copyright" "$doc/copyright"
 (cd "$source_dir" && find examples -type f -print0) | while IFS= read -r -d '' f; do
   install -D -m 0644 "$source_dir/$f" "$doc/$f"

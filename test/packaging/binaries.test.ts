@@ -1,11 +1,24 @@
-// The single-file executables as a node gets them: copied to another directory, run with an
-// empty environment (as runtimes and the kubelet may run them), immune to NODE_OPTIONS, and
-// reporting one version and commit.
+// The single-file executable as a node gets it: one file holding both programs, run under each
+// program's name (copied to another directory, hard-linked, symlinked) with an empty environment
+// (as runtimes and the kubelet may run them), immune to NODE_OPTIONS, reporting one version and
+// commit, and printing the usage under any other name.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { copyFileSync, statSync } from "node:fs";
+import { copyFileSync, linkSync, readFileSync, statSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
-import { PROGRAM_NAMES, VERSION, binary, builtBinary, run, scratch, cleanScratch } from "./fixture.ts";
+import type { Metafile } from "../../packaging/sbom.ts";
+import {
+  BIN_DIR,
+  PRIMARY,
+  PROGRAM_NAMES,
+  VERSION,
+  binary,
+  buildSnapshot,
+  builtBinary,
+  run,
+  scratch,
+  cleanScratch,
+} from "./fixture.ts";
 
 const test = suite("packaging: binaries");
 test.after.each(cleanScratch);
@@ -30,6 +43,66 @@ const version = (bin: string) => run("/usr/bin/env", ["-i", bin, "--version"]);
 test("npm run build made both programs, executable", () => {
   assert.equal(PROGRAM_NAMES, ["berth-ipam", "berth-credential-provider"]);
   for (const p of PROGRAM_NAMES) assert.is(statSync(builtBinary(p)).mode & 0o777, 0o755, p);
+});
+
+test("both programs are one file: dist/bin's names are hard links to one inode", () => {
+  const inodes = new Set(PROGRAM_NAMES.map((p) => statSync(join(BIN_DIR, p)).ino));
+  assert.is(inodes.size, 1, "one executable under both names");
+  assert.ok(statSync(join(BIN_DIR, PRIMARY.name)).nlink >= PROGRAM_NAMES.length);
+});
+
+test("the program is chosen by the name it runs as: a hard link and a symbolic link each run their own", async () => {
+  const real = join(scratch("real"), "berth-real-file");
+  copyFileSync(binary(PRIMARY.name), real);
+  const hard = scratch("hard");
+  const soft = scratch("soft");
+  for (const p of PROGRAM_NAMES) {
+    linkSync(real, join(hard, p));
+    symlinkSync(real, join(soft, p));
+    for (const bin of [join(hard, p), join(soft, p)]) {
+      const r = await run("/usr/bin/env", ["-i", bin, "--version"]);
+      assert.is(r.code, 0, r.stderr);
+      assert.is(r.stderr, "", bin);
+      assert.ok(r.stdout.startsWith(`${p} ${VERSION} `), `${bin}: ${r.stdout}`);
+    }
+  }
+});
+
+test("under any other name it prints the usage naming both programs, exit 2, nothing on stdout", async () => {
+  const dir = scratch("othername");
+  for (const name of ["berth", "host-local", "berth-ipam.old", "Berth-Ipam"]) {
+    copyFileSync(binary(PRIMARY.name), join(dir, name));
+    for (const [args, env] of [
+      [["--version"], {}],
+      [[], { CNI_COMMAND: "VERSION" }],
+    ] as const) {
+      const r = await run(join(dir, name), [...args], { env, stdin: '{"cniVersion":"1.0.0"}' });
+      assert.is(r.code, 2, `${name}: ${r.stderr}`);
+      assert.is(r.stdout, "", name);
+      for (const p of PROGRAM_NAMES) assert.match(r.stderr, p);
+      assert.match(r.stderr, `${join(dir, name)}: berth runs as the program it is named`);
+    }
+  }
+});
+
+test("each program's bundle holds none of the other's code (esbuild's metafiles)", () => {
+  const inputs = (p: string): string[] => {
+    const m = JSON.parse(readFileSync(join(buildSnapshot().dir, "meta", `${p}.json`), "utf8")) as Metafile;
+    return Object.values(m.outputs).flatMap((o) => Object.keys(o.inputs));
+  };
+  const ipam = inputs("berth-ipam");
+  const provider = inputs("berth-credential-provider");
+  assert.ok(ipam.includes("cni/main.ts"));
+  assert.ok(provider.includes("credential-provider/main.ts"));
+  assert.equal(
+    ipam.filter((f) => f.startsWith("credential-provider/") || f.includes("node_modules/")),
+    [],
+    "berth-ipam bundles neither the credential provider nor any npm package",
+  );
+  assert.equal(
+    provider.filter((f) => f.startsWith("cni/")),
+    [],
+  );
 });
 
 test("--version under env -i, copied elsewhere: '<program> <package version> (commit <sha>)', same for all", async () => {

@@ -1,13 +1,19 @@
-// Shared by the packaging suites (one process per stage): the built binaries, one release built
-// with packaging/release.ts into a scratch directory, and small process helpers.
+// Shared by the packaging suites (one process per stage): the built executable (this machine's
+// architecture from npm run build, arm64 built here into a scratch directory), one release of
+// both architectures built with packaging/release.ts into a scratch directory, and small process
+// helpers.
 import { execFile, spawn } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BIN_DIR, ROOT } from "../helpers/exec.ts";
-import { PROGRAMS } from "../../packaging/programs.ts";
+import { PRIMARY, PROGRAMS } from "../../packaging/programs.ts";
+import { type Arch, hostArch, runner } from "../../packaging/runtimes.ts";
 
-export { ROOT, BIN_DIR };
+export { ROOT, BIN_DIR, PRIMARY };
+export const HOST_ARCH: Arch = hostArch();
+/** The architecture built on this machine and run under qemu-user: the other of amd64 and arm64. */
+export const CROSS_ARCH: Arch = HOST_ARCH === "amd64" ? "arm64" : "amd64";
 export const PACKAGING = join(ROOT, "packaging");
 export const EXAMPLES = join(PACKAGING, "examples");
 export const VERSION = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
@@ -83,68 +89,119 @@ export function sh(file: string, args: string[], cwd?: string): Promise<string> 
 /** A fixed SOURCE_DATE_EPOCH: two releases made seconds apart must not differ by a commit made between them. */
 export const RELEASE_ENV = { ...SHELL_ENV, SOURCE_DATE_EPOCH: "1764201600" };
 
-export type Release = {
-  out: string;
-  tarball: string;
-  deb: string;
-  top: string;
-  /** The tarball unpacked: <unpacked>/<top>/install.sh … */
-  unpacked: string;
-  dir: string;
-  arch: string;
-  /** The binaries the release was made from. */
-  binDir: string;
-};
+/** What packaging/build.ts writes for one architecture: bin/ (one file, every program name), sbom.cdx.json, meta/. */
+export type Build = { arch: Arch; dir: string; bin: string };
 
-let snapshotDir: string | undefined;
+let hostBuild: Build | undefined;
 
 /**
- * dist/bin copied once per stage: what every suite compares and runs, so a build running beside
- * the tests (a shared work tree) cannot swap one binary between two checks.
+ * dist/linux-<arch> of npm run build copied once per stage: what every suite compares and runs,
+ * so a build running beside the tests (a shared work tree) cannot swap one binary between two
+ * checks. The program names stay one file (hard links), as the build made them.
  */
-export function binSnapshot(): string {
-  if (!snapshotDir) {
-    const dir = scratch("bin", { keep: true });
-    for (const p of PROGRAM_NAMES) copyFileSync(builtBinary(p), join(dir, p));
-    snapshotDir = dir;
+export function buildSnapshot(): Build {
+  if (!hostBuild) {
+    const from = join(ROOT, "dist", `linux-${HOST_ARCH}`);
+    const dir = scratch(`build-${HOST_ARCH}`, { keep: true });
+    mkdirSync(join(dir, "bin"));
+    const primary = join(dir, "bin", PRIMARY.name);
+    copyFileSync(builtBinary(PRIMARY.name), primary);
+    for (const p of PROGRAMS) if (p !== PRIMARY) linkSync(primary, join(dir, "bin", p.name));
+    for (const extra of ["sbom.cdx.json", "meta"]) {
+      if (!existsSync(join(from, extra))) throw new Error(`${join(from, extra)} missing: run npm run build`);
+      cpSync(join(from, extra), join(dir, extra), { recursive: true });
+    }
+    hostBuild = { arch: HOST_ARCH, dir, bin: join(dir, "bin") };
   }
-  return snapshotDir;
+  return hostBuild;
 }
+
+/** The stage's snapshot of the built programs (see buildSnapshot). */
+export const binSnapshot = (): string => buildSnapshot().bin;
 
 /** A program from the stage's snapshot. */
 export const binary = (name: string): string => join(binSnapshot(), name);
 
-let releasing: Promise<Release> | undefined;
+let crossBuilding: Promise<Build> | undefined;
 
-/** `node packaging/release.ts` into a scratch directory, once per stage, and the tarball unpacked. */
-export function releaseOnce(): Promise<Release> {
+/** `node packaging/build.ts --arch <the other architecture>` into a scratch directory, once per stage. */
+export function crossBuild(): Promise<Build> {
+  crossBuilding ??= (async () => {
+    const out = scratch(`build-${CROSS_ARCH}`, { keep: true });
+    const r = await run(process.execPath, [join(PACKAGING, "build.ts"), "--arch", CROSS_ARCH, "--out", out], {
+      env: { PATH: process.env.PATH ?? SHELL_ENV.PATH, HOME: process.env.HOME ?? "/root" },
+    });
+    if (r.code !== 0) throw new Error(`build.ts --arch ${CROSS_ARCH} failed (${r.code}): ${r.stderr}`);
+    const dir = join(out, `linux-${CROSS_ARCH}`);
+    return { arch: CROSS_ARCH, dir, bin: join(dir, "bin") };
+  })();
+  return crossBuilding;
+}
+
+/** argv to run a binary of arch here: itself, or under qemu-user with the cross sysroot. */
+export const runAs = (arch: Arch, file: string): string[] => runner(arch, file);
+
+export type Release = {
+  out: string;
+  tarball: string;
+  deb: string;
+  /** The SBOM beside the tarball. */
+  sbom: string;
+  top: string;
+  /** The tarball unpacked: <unpacked>/<top>/install.sh … */
+  unpacked: string;
+  dir: string;
+  arch: Arch;
+  /** The build the release was made from. */
+  build: Build;
+  /** Its bin/ directory. */
+  binDir: string;
+};
+
+export type Releases = { out: string; host: Release; cross: Release };
+
+let releasing: Promise<Releases> | undefined;
+
+/** `node packaging/release.ts` of both architectures into a scratch directory, once per stage, each tarball unpacked. */
+export function releasesOnce(): Promise<Releases> {
   releasing ??= (async () => {
-    const binDir = binSnapshot();
+    const builds = [buildSnapshot(), await crossBuild()];
     const out = scratch("release", { keep: true });
     const r = await run(
       process.execPath,
-      [join(PACKAGING, "release.ts"), "--out", out, "--bin-dir", binDir, "--compression-level", "1"],
-      {
-        env: RELEASE_ENV,
-      },
+      [
+        join(PACKAGING, "release.ts"),
+        "--out",
+        out,
+        ...builds.flatMap((b) => ["--build-dir", b.dir]),
+        "--compression-level",
+        "1",
+      ],
+      { env: RELEASE_ENV },
     );
     if (r.code !== 0) throw new Error(`release.ts failed (${r.code}): ${r.stderr}`);
-    const arch = { x64: "amd64", arm64: "arm64" }[process.arch as "x64" | "arm64"];
-    if (!arch) throw new Error(`unsupported test architecture ${process.arch}`);
-    const top = `berth-${VERSION}-linux-${arch}`;
-    const tarball = join(out, `${top}.tar.gz`);
-    const unpacked = scratch("unpacked", { keep: true });
-    await sh("tar", ["-xzf", tarball, "-C", unpacked]);
-    return {
-      out,
-      tarball,
-      deb: join(out, `berth_${VERSION.replace("-", "~")}_${arch}.deb`),
-      top,
-      unpacked,
-      dir: join(unpacked, top),
-      arch,
-      binDir,
+    const one = async (build: Build): Promise<Release> => {
+      const top = `berth-${VERSION}-linux-${build.arch}`;
+      const tarball = join(out, `${top}.tar.gz`);
+      const unpacked = scratch(`unpacked-${build.arch}`, { keep: true });
+      await sh("tar", ["-xzf", tarball, "-C", unpacked]);
+      return {
+        out,
+        tarball,
+        deb: join(out, `berth_${VERSION.replace("-", "~")}_${build.arch}.deb`),
+        sbom: join(out, `${top}.cdx.json`),
+        top,
+        unpacked,
+        dir: join(unpacked, top),
+        arch: build.arch,
+        build,
+        binDir: build.bin,
+      };
     };
+    return { out, host: await one(builds[0] as Build), cross: await one(builds[1] as Build) };
   })();
   return releasing;
 }
+
+/** This machine's architecture's release (see releasesOnce). */
+export const releaseOnce = async (): Promise<Release> => (await releasesOnce()).host;

@@ -1,4 +1,6 @@
-// packaging/install.sh run from an unpacked release into a scratch root, as a new user would.
+// packaging/install.sh run from an unpacked release into a scratch root, as a new user would:
+// with the machine's /bin/sh (dash here), and with nothing but busybox (sh and its applets), as
+// the installer image runs it.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import {
@@ -7,18 +9,23 @@ import {
   cpSync,
   existsSync,
   lstatSync,
+  mkdirSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { createHash } from "node:crypto";
+import { spawnSync } from "node:child_process";
 import { basename, dirname, join, relative } from "node:path";
 import {
   DEFAULT_CNI_BIN_DIR,
   DEFAULT_PROVIDER_BIN_DIR,
   KUBELET_CONFIG_PATH,
+  PRIMARY,
   KUBELET_DROPIN_PATH,
   PACKAGING,
   PROGRAM_NAMES,
@@ -41,8 +48,22 @@ const DEST: Record<string, string> = {
 async function install(args: string[], source?: string): Promise<{ code: number; stdout: string; stderr: string }> {
   const rel = await releaseOnce();
   const dir = source ?? rel.dir;
-  return run("/bin/bash", [join(dir, "install.sh"), ...args], { env: SHELL_ENV });
+  return run("/bin/sh", [join(dir, "install.sh"), ...args], { env: SHELL_ENV });
 }
+
+const BUSYBOX = "/bin/busybox";
+
+/** A directory holding busybox and a link per applet: a PATH with nothing else on it. */
+function busyboxPath(): string {
+  const dir = scratch("busybox");
+  copyFileSync(BUSYBOX, join(dir, "busybox"));
+  const list = spawnSync(BUSYBOX, ["--list"], { encoding: "utf8" }).stdout.split("\n");
+  for (const applet of list) if (applet !== "" && applet !== "busybox") symlinkSync("busybox", join(dir, applet));
+  return dir;
+}
+
+/** The node path of the one file (the first program); the other names link to it. */
+const PRIMARY_PATH = join(DEFAULT_CNI_BIN_DIR, PRIMARY.name);
 
 type Entry = { path: string; type: string; mode: string; ino: number; size: number; mtimeNs: bigint };
 
@@ -72,8 +93,9 @@ function snapshot(root: string): Entry[] {
 const sha256 = (f: string): string => createHash("sha256").update(readFileSync(f)).digest("hex");
 const sameBytes = (a: string, b: string): boolean => readFileSync(a).equals(readFileSync(b));
 
-test("the release's install.sh and build-deb.sh pass shellcheck", async () => {
-  const r = await run("/usr/bin/shellcheck", [join(PACKAGING, "install.sh"), join(PACKAGING, "deb", "build-deb.sh")], {
+test("install.sh (POSIX sh), build-deb.sh and the .deb's maintainer scripts pass shellcheck", async () => {
+  const scripts = ["install.sh", "deb/build-deb.sh", "deb/postinst", "deb/prerm"].map((f) => join(PACKAGING, f));
+  const r = await run("/usr/bin/shellcheck", scripts, {
     env: SHELL_ENV,
   }).catch((e: Error) => ({
     code: -1,
@@ -83,7 +105,7 @@ test("the release's install.sh and build-deb.sh pass shellcheck", async () => {
   assert.is(r.code, 0, r.stdout + r.stderr);
 });
 
-test("installs every program where it belongs, mode 0755, byte-identical to the release", async () => {
+test("installs the executable once and links the other name to it (one file system: a hard link)", async () => {
   const rel = await releaseOnce();
   const root = scratch("root");
   const r = await install(["--root", root]);
@@ -94,12 +116,47 @@ test("installs every program where it belongs, mode 0755, byte-identical to the 
     PROGRAM_NAMES.map((p) => DEST[p]!).sort(),
     "exactly the programs, nothing else (no temp file left)",
   );
+  assert.is(new Set(files.map((f) => f.ino)).size, 1, "one inode under both names");
   for (const p of PROGRAM_NAMES) {
     const dest = join(root, DEST[p]!);
     assert.is((statSync(dest).mode & 0o7777).toString(8), "755", p);
     assert.ok(sameBytes(dest, join(rel.dir, "bin", p)), `${p} differs from the release's`);
-    assert.match(r.stdout, `installed ${dest}`);
   }
+  assert.match(r.stdout, `installed ${join(root, PRIMARY_PATH)}\n`);
+  assert.match(
+    r.stdout,
+    `installed ${join(root, DEST["berth-credential-provider"]!)} (hard link to ${PRIMARY_PATH})\n`,
+  );
+  for (const p of PROGRAM_NAMES) {
+    const v = await run("/usr/bin/env", ["-i", join(root, DEST[p]!), "--version"]);
+    assert.is(v.code, 0, v.stderr);
+    assert.ok(v.stdout.startsWith(`${p} `), `${p} runs as itself: ${v.stdout}`);
+  }
+});
+
+test("install.sh with busybox alone (its sh and applets the only commands on PATH), as in the installer image", async () => {
+  const rel = await releaseOnce();
+  const root = scratch("root");
+  const path = busyboxPath();
+  const bb = (...args: string[]) =>
+    run(join(path, "sh"), [join(rel.dir, "install.sh"), "--root", root, "--kubelet-config", ...args], {
+      env: { PATH: path },
+    });
+  const r = await bb();
+  assert.is(r.code, 0, r.stderr);
+  const files = snapshot(root).filter((e) => e.type === "file");
+  assert.is(files.length, PROGRAM_NAMES.length + 2);
+  assert.is(new Set(files.filter((f) => f.mode === "755").map((f) => f.ino)).size, 1);
+  const before = snapshot(root);
+  const again = await bb();
+  assert.is(again.code, 0, again.stderr);
+  assert.equal(snapshot(root), before, "busybox's second run changes nothing");
+  const un = await bb("--uninstall");
+  assert.is(un.code, 0, un.stderr);
+  assert.equal(
+    snapshot(root).filter((e) => e.type !== "dir"),
+    [],
+  );
 });
 
 test("a second run changes nothing: same inodes, mtimes, modes and contents", async () => {
@@ -264,7 +321,7 @@ test("--uninstall removes the programs and unmodified configs, keeps edited ones
 test("--root may be relative to the current directory, as a user types it", async () => {
   const rel = await releaseOnce();
   const root = scratch("root");
-  const r = await run("/bin/bash", [join(rel.dir, "install.sh"), "--root", basename(root), "--only", "ipam"], {
+  const r = await run("/bin/sh", [join(rel.dir, "install.sh"), "--root", basename(root), "--only", "ipam"], {
     env: SHELL_ENV,
     cwd: dirname(root),
   });
@@ -283,6 +340,159 @@ test("rejects unknown options and relative directories with a usage message", as
   const help = await install(["--help"]);
   assert.is(help.code, 0);
   assert.match(help.stdout, "--cni-bin-dir DIR");
+});
+
+const PROVIDER_DEST = DEST["berth-credential-provider"]!;
+const UNSHARE = "/usr/bin/unshare";
+const canMount = process.getuid?.() === 0 && existsSync(UNSHARE);
+
+/**
+ * install.sh in a private mount namespace where the credential provider's directory is a bind
+ * mount of `mounted`: another mount, across which link(2) fails with EXDEV as it does between a
+ * node's file systems or a container's two hostPath volumes. The namespace ends with the command.
+ */
+async function installAcrossMounts(root: string, mounted: string, args: string[] = []) {
+  const rel = await releaseOnce();
+  const target = join(root, DEFAULT_PROVIDER_BIN_DIR);
+  mkdirSync(target, { recursive: true });
+  return run(
+    UNSHARE,
+    [
+      "--mount",
+      "--propagation",
+      "private",
+      "/bin/sh",
+      "-c",
+      'mount --bind "$1" "$2" && shift 2 && exec /bin/sh "$@"',
+      "sh",
+      mounted,
+      target,
+      join(rel.dir, "install.sh"),
+      "--root",
+      root,
+      ...args,
+    ],
+    { env: SHELL_ENV },
+  );
+}
+
+(canMount ? test : test.skip)(
+  "across file systems the other name is a symbolic link to the file's node path; a second run changes nothing",
+  async () => {
+    const root = scratch("root");
+    const mounted = scratch("other-fs");
+    const r = await installAcrossMounts(root, mounted);
+    assert.is(r.code, 0, r.stderr);
+    assert.match(r.stdout, `(symbolic link to ${PRIMARY_PATH})`);
+    const link = join(mounted, PRIMARY.name === "berth-ipam" ? "berth-credential-provider" : "berth-ipam");
+    assert.ok(lstatSync(link).isSymbolicLink());
+    assert.is(readlinkSync(link), PRIMARY_PATH, "the node's path, not the --root one");
+    assert.ok(statSync(join(root, PRIMARY_PATH)).isFile());
+    const before = [...snapshot(root), ...snapshot(mounted)];
+    const again = await installAcrossMounts(root, mounted);
+    assert.is(again.code, 0, again.stderr);
+    assert.not.match(again.stdout, /installed|replaced/);
+    assert.equal([...snapshot(root), ...snapshot(mounted)], before);
+    const un = await installAcrossMounts(root, mounted, ["--uninstall"]);
+    assert.is(un.code, 0, un.stderr);
+    assert.equal(readdirSync(mounted), [], "the link is removed with the file");
+    assert.not.ok(existsSync(join(root, PRIMARY_PATH)));
+  },
+);
+
+test("an upgrade renames the new file into place and re-links the other name to it", async () => {
+  const rel = await releaseOnce();
+  const root = scratch("root");
+  assert.is((await install(["--root", root])).code, 0);
+  // An older version: written in place, so both hard-linked names hold it.
+  copyFileSync("/bin/true", join(root, PRIMARY_PATH));
+  const oldIno = statSync(join(root, PRIMARY_PATH)).ino;
+  assert.is(statSync(join(root, PROVIDER_DEST)).ino, oldIno);
+  const r = await install(["--root", root]);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, `replaced ${join(root, PRIMARY_PATH)}\n`);
+  assert.match(r.stdout, `replaced ${join(root, PROVIDER_DEST)} (hard link to ${PRIMARY_PATH})`);
+  const ino = statSync(join(root, PRIMARY_PATH)).ino;
+  assert.is.not(ino, oldIno);
+  assert.is(statSync(join(root, PROVIDER_DEST)).ino, ino);
+  assert.ok(sameBytes(join(root, PROVIDER_DEST), join(rel.dir, "bin", "berth-credential-provider")));
+});
+
+test("two separate files from an earlier release become one file and a link", async () => {
+  const root = scratch("root");
+  for (const p of PROGRAM_NAMES) {
+    mkdirSync(dirname(join(root, DEST[p]!)), { recursive: true });
+    copyFileSync("/bin/true", join(root, DEST[p]!));
+  }
+  const r = await install(["--root", root]);
+  assert.is(r.code, 0, r.stderr);
+  const files = snapshot(root).filter((e) => e.type === "file");
+  assert.is(files.length, 2);
+  assert.is(new Set(files.map((f) => f.ino)).size, 1);
+});
+
+test("--uninstall removes exactly what install.sh installed: other plugins, configs and links stay as they were", async () => {
+  const root = scratch("root");
+  // A node with other plugins and files in the same directories, installed before berth.
+  for (const [f, text] of [
+    [join(DEFAULT_CNI_BIN_DIR, "host-local"), "#!/bin/sh\n"],
+    [join(DEFAULT_PROVIDER_BIN_DIR, "ecr-credential-provider"), "#!/bin/sh\n"],
+    ["/etc/kubernetes/kubelet.conf", "apiVersion: v1\n"],
+  ] as const) {
+    mkdirSync(dirname(join(root, f)), { recursive: true });
+    writeFileSync(join(root, f), text, { mode: 0o755 });
+  }
+  symlinkSync("host-local", join(root, DEFAULT_CNI_BIN_DIR, "static"));
+  const before = snapshot(root);
+  assert.is((await install(["--root", root, "--kubelet-config"])).code, 0);
+  const r = await install(["--root", root, "--kubelet-config", "--uninstall"]);
+  assert.is(r.code, 0, r.stderr);
+  const after = snapshot(root);
+  const key = (e: Entry) => e.path;
+  const created = after.filter((e) => !before.some((b) => key(b) === key(e)));
+  assert.equal(
+    created.filter((e) => e.type !== "dir"),
+    [],
+    "nothing but the directories install.sh made is left",
+  );
+  for (const b of before.filter((e) => e.type !== "dir")) {
+    assert.equal(
+      after.find((e) => key(e) === key(b)),
+      b,
+      `${b.path} untouched`,
+    );
+  }
+  assert.is(r.stdout.split("\n").filter((l) => l.startsWith("removed ")).length, PROGRAM_NAMES.length + 2);
+});
+
+test("--uninstall keeps a symbolic link under a program's name that points elsewhere", async () => {
+  const root = scratch("root");
+  assert.is((await install(["--root", root, "--only", "ipam"])).code, 0);
+  mkdirSync(join(root, DEFAULT_PROVIDER_BIN_DIR), { recursive: true });
+  symlinkSync("/usr/bin/ecr-credential-provider", join(root, PROVIDER_DEST));
+  const r = await install(["--root", root, "--uninstall"]);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, `kept ${join(root, PROVIDER_DEST)} (a link to /usr/bin/ecr-credential-provider`);
+  assert.is(readlinkSync(join(root, PROVIDER_DEST)), "/usr/bin/ecr-credential-provider");
+  assert.not.ok(existsSync(join(root, PRIMARY_PATH)));
+});
+
+test("--uninstall --only ipam refuses, changing nothing, while the other name is a symbolic link to it", async () => {
+  const root = scratch("root");
+  assert.is((await install(["--root", root, "--only", "ipam"])).code, 0);
+  mkdirSync(join(root, DEFAULT_PROVIDER_BIN_DIR), { recursive: true });
+  symlinkSync(PRIMARY_PATH, join(root, PROVIDER_DEST));
+  const before = snapshot(root);
+  const r = await install(["--root", root, "--uninstall", "--only", "ipam"]);
+  assert.is(r.code, 1);
+  assert.match(r.stderr, `is a symbolic link to ${PRIMARY_PATH}: uninstall both`);
+  assert.equal(snapshot(root), before);
+  // Installing the credential provider on its own turns its name into a file; then ipam can go.
+  assert.is((await install(["--root", root, "--only", "credential-provider"])).code, 0);
+  assert.not.ok(lstatSync(join(root, PROVIDER_DEST)).isSymbolicLink());
+  assert.is((await install(["--root", root, "--uninstall", "--only", "ipam"])).code, 0);
+  const v = await run("/usr/bin/env", ["-i", join(root, PROVIDER_DEST), "--version"]);
+  assert.is(v.code, 0, v.stderr);
 });
 
 test.run();

@@ -1,6 +1,7 @@
-// The cluster installer: packaging/Dockerfile and packaging/daemonset/*.yaml. No docker engine in
-// CI, so the image is checked statically against the release it is built from, and the
-// DaemonSet's install command is run against a scratch root standing in for the host.
+// The cluster installer: packaging/Dockerfile and packaging/daemonset/*.yaml, read statically
+// against the release they carry: the Dockerfile's steps, the DaemonSet's pod (tolerations,
+// update strategy, securityContext, mounts), and its install command run against a scratch root
+// standing in for the host. image.test.ts builds and runs the image itself with podman.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
@@ -64,7 +65,10 @@ function installerPod(): { spec: Json; init: Container; volumes: Volume[] } {
 test("the Dockerfile ADDs the tarball release.ts writes and runs the install.sh inside it", async () => {
   const rel = await releaseOnce();
   const ins = dockerfile();
-  assert.is(ins[0]!.op, "FROM");
+  // The base is an argument (CI passes a locally made busybox image), declared before FROM.
+  assert.is(ins[0]!.op, "ARG");
+  assert.match(ins[0]!.args, /^BASE_IMAGE=\S*busybox\S*$/);
+  assert.equal(ins[1], { op: "FROM", args: "${BASE_IMAGE}" });
   const args = ins.filter((i) => i.op === "ARG").map((i) => i.args);
   assert.ok(args.includes("TARGETARCH") && args.includes("BERTH_VERSION"));
   const vars = { TARGETARCH: rel.arch, BERTH_VERSION: VERSION };
@@ -84,9 +88,13 @@ test("the Dockerfile ADDs the tarball release.ts writes and runs the install.sh 
   const entry = JSON.parse(ins.find((i) => i.op === "ENTRYPOINT")!.args) as string[];
   assert.equal(entry, ["/opt/berth/install.sh"]);
   const cmd = JSON.parse(ins.find((i) => i.op === "CMD")!.args) as string[];
-  assert.equal(cmd, ["--root", "/host"]);
-  // libatomic1: the binaries link it and bookworm-slim lacks it (install.sh execs each binary).
-  assert.ok(runs.some((r) => /apt-get install .*libatomic1/.test(r)));
+  // busybox has no glibc: the binaries cannot run in the image, SHA256SUMS is the check there.
+  assert.equal(cmd, ["--root", "/host", "--skip-exec-check"]);
+  assert.ok(runs.some((r) => r.includes("/opt/berth/install.sh --root /tmp/selftest --skip-exec-check")));
+  assert.not.ok(
+    runs.some((r) => /apt-get|apk /.test(r)),
+    "nothing is fetched at build time",
+  );
 });
 
 test("the DaemonSet is apps/v1, selects its own pods, runs on every node, outside the pod network", () => {
@@ -104,6 +112,41 @@ test("the DaemonSet is apps/v1, selects its own pods, runs on every node, outsid
   assert.ok((pod.tolerations as Json[]).some((t) => t.operator === "Exists" && t.key === undefined));
   assert.is(pod.hostNetwork, true);
   assert.is((pod.containers as Container[]).length, 1);
+  assert.equal(pod.tolerations, [{ operator: "Exists" }], "one toleration for every taint: control-plane nodes too");
+  assert.is(pod.nodeSelector && (pod.nodeSelector as Json)["kubernetes.io/os"], "linux");
+});
+
+test("an update cannot leave a node without a binary: surge first, none unavailable, nothing ever removes a file", () => {
+  const { ds } = daemonSets()[0]!;
+  const strategy = (ds.spec as Json).updateStrategy as Json;
+  assert.is(strategy.type, "RollingUpdate");
+  const rolling = strategy.rollingUpdate as Json;
+  // The new pod's init container installs (by rename) before the old pod is stopped; if it fails,
+  // the old pod stays and the rollout stops.
+  assert.is(rolling.maxUnavailable, 0);
+  assert.is(rolling.maxSurge, 1);
+  const pod = installerPod().spec;
+  const all = [...(pod.initContainers as Container[]), ...(pod.containers as Container[])];
+  for (const c of all) {
+    assert.is(c.lifecycle, undefined, `${c.name}: no preStop/postStart hook that could remove a binary`);
+    assert.not.ok(
+      [...(c.command ?? []), ...(c.args ?? [])].some((a) => a.includes("uninstall")),
+      c.name,
+    );
+  }
+});
+
+test("securityContext: root without privilege escalation, every capability dropped but DAC_OVERRIDE, read-only root", () => {
+  const { init } = installerPod();
+  const sc = init.securityContext as Json;
+  assert.is(sc.runAsUser, 0);
+  assert.is(sc.readOnlyRootFilesystem, true, "install.sh writes only into the mounted host directories");
+  assert.is(sc.allowPrivilegeEscalation, false);
+  assert.is(sc.privileged, undefined);
+  assert.equal(sc.capabilities, { drop: ["ALL"], add: ["DAC_OVERRIDE"] });
+  const pod = installerPod().spec;
+  assert.is(pod.hostPID, undefined);
+  assert.is(pod.automountServiceAccountToken, false);
 });
 
 test("the init container runs the image's install.sh with --root /host, and every directory is a hostPath mount", () => {
@@ -137,7 +180,7 @@ test("the init container's install command, run against a scratch host, installs
   const { init, volumes } = installerPod();
   const host = scratch("host");
   const args = (init.args ?? []).map((a) => (a === "--root=/host" ? `--root=${host}` : a));
-  const r = await run("/bin/bash", [join(rel.dir, "install.sh"), ...args], { env: SHELL_ENV });
+  const r = await run("/bin/sh", [join(rel.dir, "install.sh"), ...args], { env: SHELL_ENV });
   assert.is(r.code, 0, r.stderr);
   const hostPaths = volumes.map((v) => v.hostPath!.path);
   const installed: string[] = [];
@@ -155,7 +198,7 @@ test("the init container's install command, run against a scratch host, installs
       hostPaths.some((h) => f.startsWith(`${h}/`)),
       `${f} lands on a hostPath volume`,
     );
-  const again = await run("/bin/bash", [join(rel.dir, "install.sh"), ...args], { env: SHELL_ENV });
+  const again = await run("/bin/sh", [join(rel.dir, "install.sh"), ...args], { env: SHELL_ENV });
   assert.is(again.code, 0);
   assert.not.match(again.stdout, /installed|replaced/, "a restarted init container changes nothing");
 });
