@@ -6,12 +6,20 @@
 // directory. Freshly written by `node --build-sea`, the same binary showed 77 MiB peak RSS instead
 // of 41 MiB (apparently its page cache in large folios, each touched folio counted whole) until
 // the page cache was dropped or the file copied.
-// Usage: node bench/packaging.bench.ts   (BENCH_RUNS=N, default 40; needs npm run build first)
+// Then the one executable against the earlier layout, one single executable per program (built
+// here by packaging/build.ts's buildSeparate), in the same run and interleaved (A/B, B/A, ...):
+// each program's start-up for CNI VERSION, an ADD on an empty pool and a credential cache hit
+// (target: within 1.05x of the separate binaries), and the disk each layout takes.
+// Usage: node bench/packaging.bench.ts   (BENCH_RUNS=N, default 40; BENCH_AB_RUNS=N for the comparison,
+// default 100; needs npm run build first)
 import {
   closeSync,
   existsSync,
+  linkSync,
+  mkdirSync,
   mkdtempSync,
   openSync,
+  readdirSync,
   readFileSync,
   readSync,
   rmSync,
@@ -20,7 +28,10 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CREDENTIAL_PROVIDER, IPAM_PLUGIN } from "../test/helpers/exec.ts";
+import { CREDENTIAL_PROVIDER, IPAM_PLUGIN, ROOT } from "../test/helpers/exec.ts";
+import { startAwsEndpoint } from "../test/helpers/aws-endpoint.ts";
+import { buildSeparate } from "../packaging/build.ts";
+import { ARCHES, hostArch } from "../packaging/runtimes.ts";
 import { quantile, type Stats as FullStats } from "./stats.ts";
 import { timedExec, type Timed } from "./timed-exec.ts";
 
@@ -87,6 +98,159 @@ function installedCopy(file: string, dir: string): string {
 }
 
 const MiB = (n: number): string => (n / 1024 / 1024).toFixed(1);
+const ONE_BINARY_TARGET = 1.05;
+/** A 5% question needs more rounds than the table above: the machine's noise is larger than that. */
+const AB_RUNS = Number(process.env.BENCH_AB_RUNS ?? 100);
+
+/** One layout's programs as install.sh leaves them: every name a path, maybe one file. */
+type Layout = { label: string; ipam: string; provider: string };
+
+/** The same cases for both layouts, in rounds that alternate which layout goes first. */
+async function oneVersusSeparate(): Promise<void> {
+  if (!existsSync(IPAM) || !existsSync(PROVIDER)) return;
+  process.stderr.write("building the separate binaries (the earlier layout) for comparison…\n");
+  const separateBuild = await buildSeparate(join(dir, "separate-build"));
+  const sep = join(dir, "separate");
+  const one = join(dir, "one");
+  for (const d of [sep, one]) mkdirSync(d);
+  const separate: Layout = {
+    label: "separate binaries",
+    ipam: installedCopy(separateBuild["berth-ipam"]!, sep),
+    provider: installedCopy(separateBuild["berth-credential-provider"]!, sep),
+  };
+  const oneIpam = installedCopy(IPAM, one);
+  linkSync(oneIpam, join(one, "berth-credential-provider"));
+  const combined: Layout = { label: "one binary", ipam: oneIpam, provider: join(one, "berth-credential-provider") };
+
+  const endpoint = await startAwsEndpoint();
+  try {
+    const request = JSON.stringify({
+      apiVersion: "credentialprovider.kubelet.k8s.io/v1",
+      kind: "CredentialProviderRequest",
+      image: "123456789012.dkr.ecr.us-west-2.amazonaws.com/app",
+    });
+    const cniEnv = (command: string) => ({
+      CNI_COMMAND: command,
+      CNI_CONTAINERID: "bench",
+      CNI_NETNS: "/var/run/netns/bench",
+      CNI_IFNAME: "eth0",
+      CNI_PATH: "/opt/cni/bin",
+    });
+    type Pair = { label: string; cases: [Case, Case]; after?: [Case, Case] };
+    const pairs: Pair[] = [];
+    const both = <T>(f: (l: Layout, i: number) => T): [T, T] => [f(separate, 0), f(combined, 1)];
+    pairs.push({
+      label: "berth-ipam `CNI_COMMAND=VERSION`",
+      cases: both((l) => ({
+        program: "berth-ipam",
+        label: l.label,
+        file: l.ipam,
+        args: [],
+        env: { CNI_COMMAND: "VERSION" },
+        stdin: '{"cniVersion":"1.0.0"}',
+      })),
+    });
+    const pool = (i: number) =>
+      JSON.stringify({
+        cniVersion: "1.0.0",
+        name: "benchnet",
+        type: "bridge",
+        ipam: { type: "berth-ipam", dataDir: join(dir, `pool-${i}`), subnet: "10.128.0.0/16" },
+      });
+    pairs.push({
+      label: "berth-ipam `ADD`, empty pool (a DEL after each, untimed)",
+      cases: both((l, i) => ({
+        program: "berth-ipam",
+        label: l.label,
+        file: l.ipam,
+        args: [],
+        env: cniEnv("ADD"),
+        stdin: pool(i),
+      })),
+      after: both((l, i) => ({
+        program: "berth-ipam",
+        label: l.label,
+        file: l.ipam,
+        args: [],
+        env: cniEnv("DEL"),
+        stdin: pool(i),
+      })),
+    });
+    const hit = both((l, i) => ({
+      program: "berth-credential-provider",
+      label: l.label,
+      file: l.provider,
+      args: ["get-credentials", `--cache-dir=${join(dir, `cache-${i}`)}`],
+      env: { PATH: "/usr/bin:/bin", ...endpoint.env() },
+      stdin: request,
+    }));
+    for (const c of hit) if ((await exec(c)).code !== 0) throw new Error(`priming ${c.label}'s cache failed`);
+    const calls = endpoint.calls.length;
+    pairs.push({ label: "berth-credential-provider: cache hit (the kubelet's path)", cases: hit });
+    pairs.push({
+      label: "berth-credential-provider `--version`",
+      cases: both((l) => ({
+        program: "berth-credential-provider",
+        label: l.label,
+        file: l.provider,
+        args: ["--version"],
+        env: {},
+        stdin: "",
+      })),
+    });
+
+    const samples = pairs.map(() => [[], []] as [number[], number[]]);
+    for (let round = -3; round < AB_RUNS; round++) {
+      for (const [k, pair] of pairs.entries()) {
+        const order = round % 2 === 0 ? [0, 1] : [1, 0];
+        for (const side of order) {
+          const r = await exec(pair.cases[side]!);
+          if (r.code !== 0) throw new Error(`${pair.label}, ${pair.cases[side]!.label}: exit ${r.code}`);
+          if (round >= 0) samples[k]![side]!.push(r.ms);
+          if (pair.after) await exec(pair.after[side]!);
+        }
+      }
+    }
+    if (endpoint.calls.length !== calls) throw new Error("a cache-hit case called the endpoint: not a cache hit");
+
+    process.stdout.write(
+      `\n### One binary for both programs against separate binaries (${AB_RUNS} rounds each, interleaved, empty environment)\n\n`,
+    );
+    process.stdout.write(
+      `| case | separate median ms | one binary median ms | ratio | separate p95 | one binary p95 | target ≤ ${ONE_BINARY_TARGET}x |\n|---|---:|---:|---:|---:|---:|---|\n`,
+    );
+    for (const [k, pair] of pairs.entries()) {
+      const [a, b] = samples[k]!;
+      const ratio = quantile(b!, 0.5) / quantile(a!, 0.5);
+      process.stdout.write(
+        `| ${pair.label} | ${fmt(quantile(a!, 0.5))} | ${fmt(quantile(b!, 0.5))} | ${ratio.toFixed(3)} | ${fmt(quantile(a!, 0.95))} | ${fmt(quantile(b!, 0.95))} | ${ratio <= ONE_BINARY_TARGET ? "met" : "missed"} |\n`,
+      );
+    }
+  } finally {
+    await endpoint.close();
+  }
+
+  // Disk: what a node with both programs carries, per layout (a hard link's blocks count once).
+  const rows: [string, number][] = [
+    [
+      "separate binaries: berth-ipam + berth-credential-provider",
+      statSync(separate.ipam).size + statSync(separate.provider).size,
+    ],
+    [`one binary (${hostArch()}), both names`, statSync(combined.ipam).size],
+  ];
+  for (const arch of ARCHES) {
+    const f = join(ROOT, "dist", `linux-${arch}`, "bin", "berth-ipam");
+    if (arch !== hostArch() && existsSync(f)) rows.push([`one binary (${arch}), both names`, statSync(f).size]);
+    const base = join(ROOT, "dist", "cache", `node-v${process.versions.node}-linux-${arch}`);
+    if (existsSync(base)) rows.push([`the stripped Node it is built on (${arch})`, statSync(base).size]);
+  }
+  const release = join(ROOT, "dist", "release");
+  if (existsSync(release))
+    for (const f of readdirSync(release).sort())
+      if (f.endsWith(".tar.gz") || f.endsWith(".deb")) rows.push([`release: ${f}`, statSync(join(release, f)).size]);
+  process.stdout.write("\n### Disk\n\n| what | MiB |\n|---|---:|\n");
+  for (const [what, bytes] of rows) process.stdout.write(`| ${what} | ${MiB(bytes)} |\n`);
+}
 const fmt = (n: number): string => n.toFixed(1);
 
 const dir = mkdtempSync(join(tmpdir(), "berth-bench-packaging-"));
@@ -155,6 +319,7 @@ try {
     process.stdout.write(row(baseline.label, base, baseRss));
     for (const c of p.cases) process.stdout.write(row(c.label, stats.get(c)!, await peakRss(c, dir)));
   }
+  await oneVersusSeparate();
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
