@@ -2,8 +2,9 @@
 // CommonJS file; Node's single executable application (SEA) support embeds both bundles, each
 // with its V8 code cache, as assets of a small launcher (packaging/launcher.ts) that compiles only
 // the program named by the file name it was run as. The Node binary is stripped before the
-// injection: stripping afterwards breaks the binary, since the SEA blob lives in an ELF note that
-// strip rewrites (https://nodejs.org/api/single-executable-applications.html).
+// injection, never after: the blob goes in as an ELF note named NODE_SEA_BLOB
+// (https://nodejs.org/api/single-executable-applications.html), and stripping an executable after
+// the injection breaks it.
 //
 // Usage: node packaging/build.ts [--arch amd64|arm64 ...] [--out DIR]
 //   writes DIR/linux-<arch>/bin/{berth-ipam,berth-credential-provider} (one file, hard-linked),
