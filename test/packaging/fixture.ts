@@ -38,7 +38,7 @@ const perTest: string[] = [];
 
 /**
  * A fresh directory. Removed after the current test by cleanScratch() (each suite's after.each:
- * install roots hold copies of two 112 MiB binaries), or with `keep` when the stage's process exits.
+ * install roots hold copies of a 112 MiB binary), or with `keep` when the stage's process exits.
  */
 export function scratch(label: string, opts: { keep?: boolean } = {}): string {
   mkdirSync(scratchRoot, { recursive: true });
