@@ -30,6 +30,8 @@ export type RangeRequest = {
   countOnly?: boolean;
   /** Serve from the member's local state without quorum (never where "can I write" matters). */
   serializable?: boolean;
+  /** Read as of this revision (a consistent snapshot across pages). */
+  revision?: bigint;
 };
 
 export type RangeResponse = { revision: bigint; kvs: KeyValue[]; count: bigint; more: boolean };
@@ -117,6 +119,7 @@ function encodeRange(r: RangeRequest): JsonObject {
   if (r.keysOnly) o.keys_only = true;
   if (r.countOnly) o.count_only = true;
   if (r.serializable) o.serializable = true;
+  if (r.revision !== undefined) o.revision = String(r.revision);
   return o;
 }
 
