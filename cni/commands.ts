@@ -5,20 +5,27 @@ import { CniError, ErrorCode, internal, invalidConfig, notAvailable, unknownCont
 import { prevResultAddresses, type IpamResult, type IpConfig } from "../shared/cni/result.ts";
 import { isJsonObject, type JsonObject } from "../shared/json.ts";
 import { allocate, type Want } from "./allocator.ts";
-import { dataDirOf, loadIpamConfig, type IpamConfig } from "./config.ts";
+import { dataDirOf, loadIpamConfig, storeConfigOf, type IpamConfig } from "./config.ts";
 import { formatIp, ipEq, parseIp } from "./ip.ts";
-import { rangeSetContains, walkOrder } from "./range-set.ts";
+import { rangeSetContains, walkOrder, type RangeSet } from "./range-set.ts";
 import { readResolvConf } from "./resolv-conf.ts";
 import type { StoreLocation } from "./store/open.ts";
 import type { Attachment, Store } from "./store/store.ts";
 import { withExistingStore, withStore } from "./with-store.ts";
 
 const attachment = (req: CniRequest): Attachment => ({ containerId: req.env.containerId, ifname: req.env.ifname });
-/** DEL, CHECK and GC need only the network and dataDir: they work with a broken or changed ipam config. */
-const locationOf = (req: CniRequest, dataDir = dataDirOf(req.config)): StoreLocation => ({
-  dataDir,
+/**
+ * DEL, CHECK and GC need only the network, dataDir and the store section: they work with a broken
+ * or changed ipam config otherwise.
+ */
+const locationOf = (req: CniRequest, conf?: IpamConfig): StoreLocation => ({
+  dataDir: conf?.dataDir ?? dataDirOf(req.config),
   network: req.name,
+  store: conf?.store ?? storeConfigOf(req.config),
 });
+
+// SPEC.md STATUS: answer within about a second whether an ADD could be served now.
+const STATUS_BUDGET_MS = 1000;
 
 /**
  * One address per range set. A repeated ADD of the same attachment keeps the addresses it already
@@ -52,7 +59,7 @@ async function allocateAll(store: Store, conf: IpamConfig, att: Attachment): Pro
 async function add(req: CniRequest): Promise<IpamResult> {
   const conf = loadIpamConfig(req);
   const dns = conf.resolvConf ? readResolvConf(conf.resolvConf) : {};
-  const ips = await withStore(locationOf(req, conf.dataDir), (s) => allocateAll(s, conf, attachment(req)));
+  const ips = await withStore(locationOf(req, conf), (s) => allocateAll(s, conf, attachment(req)));
   return { ips, routes: conf.routes, dns };
 }
 
@@ -112,18 +119,32 @@ async function gc(req: CniRequest): Promise<void> {
   );
 }
 
-/** STATUS: an ADD could be served now, i.e. every range set still has a free address. */
+/**
+ * STATUS: an ADD could be served now, i.e. every range set still has a free address. On a cluster
+ * store that is also "etcd has quorum and answers" (a linearizable read, which a member without
+ * quorum cannot serve): not being able to reach it is code 50 (SPEC.md STATUS), within about 1 s.
+ */
 async function status(req: CniRequest): Promise<void> {
   const conf = loadIpamConfig(req);
-  const exhausted = await withExistingStore(
-    locationOf(req, conf.dataDir),
-    async (s) => {
-      for (const set of conf.rangeSets) if (!(await s.nextFree(set))) return set;
-      return undefined;
-    },
-    // Nothing stored yet: only a set that is all holes (gateways, exclude) has nothing to give.
-    conf.rangeSets.find((set) => walkOrder(set, undefined).length === 0),
-  );
+  const cluster = conf.store.type !== "local";
+  let exhausted: RangeSet | undefined;
+  try {
+    exhausted = await withExistingStore(
+      locationOf(req, conf),
+      async (s) => {
+        for (const set of conf.rangeSets) if (!(await s.nextFree(set))) return set;
+        return undefined;
+      },
+      // Nothing stored yet: only a set that is all holes (gateways, exclude) has nothing to give.
+      conf.rangeSets.find((set) => walkOrder(set, undefined).length === 0),
+      cluster ? { budgetMs: STATUS_BUDGET_MS, readOnly: true } : {},
+    );
+  } catch (e) {
+    if (cluster && e instanceof CniError && e.code === ErrorCode.TryAgainLater) {
+      throw notAvailable(`berth-ipam cannot serve ADD now: ${e.message}`);
+    }
+    throw e;
+  }
   if (exhausted) throw notAvailable(`no IP addresses available in range set: ${exhausted.key}`);
 }
 

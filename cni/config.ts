@@ -3,18 +3,24 @@
 import { invalidConfig } from "../shared/cni/errors.ts";
 import type { CniRequest } from "../shared/cni/dispatch.ts";
 import type { Route } from "../shared/cni/result.ts";
-import { asJsonObject, type JsonObject } from "../shared/json.ts";
+import { asJsonObject, isJsonObject, type JsonObject } from "../shared/json.ts";
 import { atLeast } from "../shared/cni/version.ts";
 import { formatCidr, formatIp, lastOf, networkOf, parseCidr, parseIp, type Ip } from "./ip.ts";
 import { canonicalizeRanges, rangeSet, type Block, type Ranges, type RangeSet } from "./range-set.ts";
 import { RangeConfigError, rangesOverlap } from "./range.ts";
 import { requestedIps } from "./args.ts";
+import { parseEtcdStoreConfig, type EtcdStoreConfig } from "./store/etcd/config.ts";
 
 export const DEFAULT_DATA_DIR = "/var/lib/cni/networks";
+
+/** Where the network's reservations live: the node's own SQLite store (the default), or etcd. */
+export type StoreConfig = { readonly type: "local" } | EtcdStoreConfig;
+export const LOCAL_STORE: StoreConfig = { type: "local" };
 
 export type IpamConfig = {
   /** In host-local's order; `exclude` is folded into each set's holes. */
   rangeSets: RangeSet[];
+  store: StoreConfig;
   routes: Route[];
   dataDir: string;
   resolvConf?: string;
@@ -32,6 +38,27 @@ function optionalString(o: JsonObject, key: string): string | undefined {
 export function dataDirOf(config: JsonObject): string {
   const d = asJsonObject(config.ipam)?.dataDir;
   return typeof d === "string" && d !== "" ? d : DEFAULT_DATA_DIR;
+}
+
+/**
+ * ipam.store, exactly as documented: absent or {"type": "local"} is the local store; "etcd" takes
+ * the keys cni/store/etcd/config.ts lists. DEL and GC read it too (they must know where to
+ * release), so an unknown type or key fails them as well, with code 7.
+ */
+export function storeConfigOf(config: JsonObject): StoreConfig {
+  const s = asJsonObject(config.ipam)?.store;
+  if (s === undefined || s === null) return LOCAL_STORE;
+  if (!isJsonObject(s)) throw invalidConfig('ipam.store must be an object such as {"type": "etcd", ...}');
+  if (s.type === "local") {
+    const extra = Object.keys(s).find((k) => k !== "type");
+    if (extra) throw invalidConfig(`ipam.store: unknown key ${JSON.stringify(extra)} for the local store`);
+    return LOCAL_STORE;
+  }
+  if (s.type === "etcd") {
+    const hostname = () => (process.getBuiltinModule("node:os") as typeof import("node:os")).hostname();
+    return parseEtcdStoreConfig(s, hostname);
+  }
+  throw invalidConfig(`ipam.store.type: unknown store type ${JSON.stringify(s.type)} (known: "local", "etcd")`);
 }
 
 function parseRoutes(v: unknown): Route[] {
@@ -118,6 +145,7 @@ export function loadIpamConfig(req: CniRequest): IpamConfig {
   const exclude = parseExclude(ipam.exclude);
   return {
     rangeSets: sets.map((s) => rangeSet(s, exclude)),
+    store: storeConfigOf(req.config),
     routes,
     dataDir: optionalString(ipam, "dataDir") ?? DEFAULT_DATA_DIR,
     resolvConf: optionalString(ipam, "resolvConf"),

@@ -2,7 +2,13 @@
 // the one place where a store's failures become CNI errors.
 import { CniError, ErrorCode } from "../shared/cni/errors.ts";
 import { StoreError, type StoreErrorKind } from "./store/errors.ts";
-import { createStore, openExistingStore, type OpenedStore, type StoreLocation } from "./store/open.ts";
+import {
+  createStore,
+  openExistingStore,
+  type OpenedStore,
+  type OpenOptions,
+  type StoreLocation,
+} from "./store/open.ts";
 import type { Store } from "./store/store.ts";
 
 // SPEC.md "Error codes": 11 asks the runtime to try again later, which fits a store that is busy,
@@ -35,16 +41,21 @@ async function storeFailuresAsCni<T>(work: () => Promise<T>): Promise<T> {
 
 /** ADD: runs fn in one transaction on the network's store, creating the store on first use. */
 export function withStore<T>(loc: StoreLocation, fn: (s: Store) => Promise<T>): Promise<T> {
-  return storeFailuresAsCni(() => inTransaction(createStore(loc), fn));
+  return storeFailuresAsCni(async () => inTransaction(await createStore(loc), fn));
 }
 
 /**
  * DEL, CHECK, GC, STATUS: runs fn in one transaction on the network's store; a network that has no
  * store yet is left as it is (nothing created, nothing written) and the answer is `none`.
  */
-export function withExistingStore<T>(loc: StoreLocation, fn: (s: Store) => Promise<T>, none: T): Promise<T> {
+export function withExistingStore<T>(
+  loc: StoreLocation,
+  fn: (s: Store) => Promise<T>,
+  none: T,
+  o: OpenOptions = {},
+): Promise<T> {
   return storeFailuresAsCni(async () => {
-    const store = openExistingStore(loc);
+    const store = await openExistingStore(loc, o);
     return store ? inTransaction(store, fn) : none;
   });
 }

@@ -1,20 +1,60 @@
-// Chooses the store for a network. Today: the embedded SQLite store in <dataDir>/<name>; a later
-// `store` section of the config would select another backend here, from the same location.
+// Chooses the store for a network from its config's `store` section: the embedded SQLite store in
+// <dataDir>/<name> (the default), or the cluster-wide etcd store, whose code (and node:http) is
+// loaded only for a network that selects it.
 import { join } from "node:path";
+import type { StoreConfig } from "../config.ts";
 import { createSqliteStore, openSqliteStore } from "./sqlite.ts";
 import type { Store } from "./store.ts";
 
 /** Which network's store, and where the node keeps its state. */
-export type StoreLocation = { readonly dataDir: string; readonly network: string };
+export type StoreLocation = {
+  readonly dataDir: string;
+  readonly network: string;
+  /** Absent: the local store. */
+  readonly store?: StoreConfig;
+};
 
 /** A store as one command holds it: used for one transaction, then closed. */
 export type OpenedStore = Store & { close(): void };
 
+export type OpenOptions = {
+  /** A cluster store's budget for this command's etcd requests, rotation included (5 s). */
+  budgetMs?: number;
+  /** STATUS: only looks, so never waits for the node's other commands. */
+  readOnly?: boolean;
+};
+
+// The issue's numbers: at most 2 s for one request, 5 s in all, then "try again later".
+export const CLUSTER_BUDGET_MS = 5000;
+const REQUEST_TIMEOUT_MS = 2000;
+
 // The network name was checked against the skel's pattern, so it cannot climb out of dataDir.
 const networkDir = (loc: StoreLocation): string => join(loc.dataDir, loc.network);
 
-/** The network's store, created on first use. */
-export const createStore = (loc: StoreLocation): OpenedStore => createSqliteStore(networkDir(loc));
+async function openEtcd(loc: StoreLocation, o: OpenOptions): Promise<OpenedStore> {
+  if (loc.store?.type !== "etcd") throw new Error("not an etcd store");
+  const { openEtcdStore } = await import("./etcd/store.ts");
+  const budgetMs = o.budgetMs ?? CLUSTER_BUDGET_MS;
+  return openEtcdStore({
+    config: loc.store,
+    network: loc.network,
+    dataDir: loc.dataDir,
+    budgetMs,
+    mode: o.readOnly ? "read" : "write",
+    // Leave room to try another member within a short budget (STATUS).
+    requestTimeoutMs: Math.min(REQUEST_TIMEOUT_MS, Math.max(250, budgetMs / loc.store.endpoints.length)),
+  });
+}
 
-/** The network's store if it has one; nothing is created or written otherwise. */
-export const openExistingStore = (loc: StoreLocation): OpenedStore | undefined => openSqliteStore(networkDir(loc));
+/** The network's store, created on first use. */
+export async function createStore(loc: StoreLocation, o: OpenOptions = {}): Promise<OpenedStore> {
+  return loc.store?.type === "etcd" ? openEtcd(loc, o) : createSqliteStore(networkDir(loc));
+}
+
+/**
+ * The network's store if it has one; nothing is created or written otherwise. A cluster store
+ * always exists (other nodes, or this one before it lost its cache, may hold state there).
+ */
+export async function openExistingStore(loc: StoreLocation, o: OpenOptions = {}): Promise<OpenedStore | undefined> {
+  return loc.store?.type === "etcd" ? openEtcd(loc, o) : openSqliteStore(networkDir(loc));
+}

@@ -54,8 +54,9 @@ export type Cluster = {
   members: Member[];
   endpoints: string[];
   tls: TlsMaterial | undefined;
-  /** Root's password once enableAuth has run (etcdctl then logs in as root). */
+  /** Root's password once enableAuth has run (etcdctl then logs in as root), and a file holding it. */
   rootPassword: string | undefined;
+  rootPasswordFile: string | undefined;
   stop(): Promise<void>;
   kill(i: number): Promise<void>;
   start(i: number): Promise<void>;
@@ -192,6 +193,7 @@ async function tryStart(opts: ClusterOptions): Promise<Cluster> {
     endpoints: members.map((m) => m.clientUrl),
     tls,
     rootPassword: undefined,
+    rootPasswordFile: undefined,
     async stop() {
       await Promise.all(members.map((_, i) => cluster.kill(i)));
       live.delete(cluster);
@@ -348,6 +350,8 @@ export async function enableAuth(c: Cluster, username: string, prefix: string): 
   await c.etcdctl(["user", "grant-role", username, username]);
   await c.etcdctl(["auth", "enable"]);
   c.rootPassword = rootPassword;
+  c.rootPasswordFile = join(c.dir, "root.password");
+  writeFileSync(c.rootPasswordFile, `${rootPassword}\n`, { mode: 0o600 });
   const passwordFile = join(c.dir, `${username}.password`);
   writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
   return { username, password, passwordFile, prefix };

@@ -17,9 +17,11 @@ import { CACHE_FILE } from "../../cni/store/etcd/cache.ts";
 import { parseEtcdStoreConfig, type EtcdStoreConfig } from "../../cni/store/etcd/config.ts";
 import type { Cluster } from "./etcd-cluster.ts";
 
+/** A store config for the cluster; once auth is on, as root (the tests' checks read every prefix). */
 export function storeConfig(c: Cluster, extra: Record<string, unknown> = {}): EtcdStoreConfig {
   const tls = c.tls ? { tls: { ca: c.tls.ca, cert: c.tls.clientCert, key: c.tls.clientKey } } : {};
-  return parseEtcdStoreConfig({ type: "etcd", endpoints: c.endpoints, ...tls, ...extra }, () => "test-host");
+  const auth = c.rootPasswordFile ? { auth: { username: "root", passwordFile: c.rootPasswordFile } } : {};
+  return parseEtcdStoreConfig({ type: "etcd", endpoints: c.endpoints, ...tls, ...auth, ...extra }, () => "test-host");
 }
 
 export type CacheDisagreement = { key: string; why: string };

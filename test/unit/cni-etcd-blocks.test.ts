@@ -21,6 +21,7 @@ import {
   usableIn,
 } from "../../cni/store/etcd/blocks.ts";
 import { parseEtcdStoreConfig } from "../../cni/store/etcd/config.ts";
+import { storeConfigOf } from "../../cni/config.ts";
 import { CniError } from "../../shared/cni/errors.ts";
 
 const ip = (s: string) => parseIp(s)!;
@@ -196,6 +197,28 @@ config("a secret given in the wrong place is never echoed", () => {
     assert.unreachable();
   } catch (e) {
     assert.not.match((e as Error).message, /hunter2/);
+  }
+});
+
+config("ipam.store: absent or local is the local store; anything else is etcd's or code 7", () => {
+  assert.equal(storeConfigOf({ ipam: { type: "berth-ipam" } }), { type: "local" });
+  assert.equal(storeConfigOf({ ipam: { store: { type: "local" } } }), { type: "local" });
+  assert.equal(storeConfigOf({}), { type: "local" }, "DEL with no ipam at all still finds the local store");
+  const e = storeConfigOf({ ipam: { store: { type: "etcd", endpoints: ["http://127.0.0.1:2379"], node: "n1" } } });
+  assert.is(e.type, "etcd");
+  for (const [store, re] of [
+    [{ type: "consul" }, /unknown store type "consul"/],
+    [{}, /unknown store type undefined/],
+    ["etcd", /ipam\.store must be an object/],
+    [{ type: "local", dataDir: "/x" }, /unknown key "dataDir" for the local store/],
+  ] as const) {
+    try {
+      storeConfigOf({ ipam: { store } });
+      assert.unreachable(JSON.stringify(store));
+    } catch (err) {
+      assert.is((err as CniError).code, 7);
+      assert.match((err as Error).message, re);
+    }
   }
 });
 

@@ -29,8 +29,11 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITH
 export type CacheRow = { key: string; value: string; rev: bigint };
 
 export type NodeCache = {
-  /** Takes the node's lock for this network (waits at most the open timeout). */
-  begin(): void;
+  /**
+   * "write" takes the node's lock for this network (waits at most the open timeout); "read" (STATUS)
+   * only reads, never waits, and drops what it learns if a writer holds the lock.
+   */
+  begin(mode?: "write" | "read"): void;
   commit(): void;
   rollback(): void;
   get(key: string): CacheRow | undefined;
@@ -116,25 +119,40 @@ export function openCache(networkDir: string, timeoutMs: number, identity: strin
   type Row = { key: string; value: string; mod_revision: string };
   const toRow = (r: Row): CacheRow => ({ key: r.key, value: r.value, rev: BigInt(r.mod_revision) });
   const pending = new Map<string, number>();
+  let reading = false;
+  /** A write in a read transaction is best effort: the cache is a hint, and a writer is busy. */
+  const write = (f: () => void) => {
+    if (!reading) return f();
+    try {
+      f();
+    } catch (e) {
+      if (!isBusy(e)) throw e;
+    }
+  };
 
   const cache: NodeCache = {
-    begin() {
+    begin(mode = "write") {
+      reading = mode === "read";
       try {
-        db.exec("BEGIN IMMEDIATE");
+        db.exec(reading ? "BEGIN" : "BEGIN IMMEDIATE");
       } catch (e) {
         throw cacheError(e, `node cache ${path} busy`);
       }
       const was = q("SELECT value FROM meta WHERE key = 'identity'").get() as { value: string } | undefined;
       if (was?.value !== identity) {
-        db.exec("DELETE FROM kv; DELETE FROM cursor;");
-        q("INSERT OR REPLACE INTO meta (key, value) VALUES ('identity', ?)").run(identity);
+        write(() => {
+          db.exec("DELETE FROM kv; DELETE FROM cursor;");
+          q("INSERT OR REPLACE INTO meta (key, value) VALUES ('identity', ?)").run(identity);
+        });
       }
     },
     commit() {
       for (const [name, n] of pending) {
-        q(
-          "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
-        ).run(`count.${name}`, String(n));
+        write(() =>
+          q(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
+          ).run(`count.${name}`, String(n)),
+        );
       }
       pending.clear();
       if (db.isTransaction) db.exec("COMMIT");
@@ -148,18 +166,20 @@ export function openCache(networkDir: string, timeoutMs: number, identity: strin
       return r ? toRow(r) : undefined;
     },
     set(key, value, rev, owner) {
-      q("INSERT OR REPLACE INTO kv (key, value, mod_revision, owner) VALUES (?, ?, ?, ?)").run(
-        key,
-        value,
-        String(rev),
-        owner ?? null,
+      write(() =>
+        q("INSERT OR REPLACE INTO kv (key, value, mod_revision, owner) VALUES (?, ?, ?, ?)").run(
+          key,
+          value,
+          String(rev),
+          owner ?? null,
+        ),
       );
     },
     delete(key) {
-      q("DELETE FROM kv WHERE key = ?").run(key);
+      write(() => q("DELETE FROM kv WHERE key = ?").run(key));
     },
     replaceRange(key, rangeEnd, kvs, owner) {
-      q("DELETE FROM kv WHERE key >= ? AND key < ?").run(key, rangeEnd);
+      write(() => q("DELETE FROM kv WHERE key >= ? AND key < ?").run(key, rangeEnd));
       for (const kv of kvs) cache.set(kv.key, kv.value, kv.modRevision, owner(kv));
     },
     owned(key, rangeEnd, owner) {
@@ -178,13 +198,13 @@ export function openCache(networkDir: string, timeoutMs: number, identity: strin
       return (q("SELECT ip FROM cursor WHERE range_set = ?").get(rangeSet) as { ip: string } | undefined)?.ip;
     },
     setCursor(rangeSet, ip) {
-      q("INSERT OR REPLACE INTO cursor (range_set, ip) VALUES (?, ?)").run(rangeSet, ip);
+      write(() => q("INSERT OR REPLACE INTO cursor (range_set, ip) VALUES (?, ?)").run(rangeSet, ip));
     },
     meta(key) {
       return (q("SELECT value FROM meta WHERE key = ?").get(key) as { value: string } | undefined)?.value;
     },
     setMeta(key, value) {
-      q("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(key, value);
+      write(() => q("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(key, value));
     },
     count(name, n) {
       if (n) pending.set(name, (pending.get(name) ?? 0) + n);

@@ -52,13 +52,23 @@ import { ConflictError, runOptimistic, type Tx, type TxStats } from "./txn.ts";
 /** How long a block emptied by DELs stays its node's before another node may take it over. */
 export const BLOCK_GRACE_MS = 15 * 60 * 1000;
 const MAX_ATTEMPTS = 8;
+/** How long processes on the node wait for each other (the local store waits as long). */
+const LOCK_TIMEOUT_MS = 20_000;
+/**
+ * After a command found etcd out of reach, the node's next commands within this window answer
+ * "try again later" at once instead of each spending its whole budget: an outage with 30 ADDs
+ * queued on a node costs them one budget, not thirty.
+ */
+const OUTAGE_MEMORY_MS = 1000;
 
 export type EtcdStoreOptions = {
   config: EtcdStoreConfig;
   network: string;
   dataDir: string;
-  /** The command's whole budget for etcd, the lock wait included (5 s; STATUS answers within 1 s). */
+  /** The command's budget for etcd once it holds the node's lock (5 s; STATUS answers within 1 s). */
   budgetMs: number;
+  /** "read" for STATUS: no wait for the node's lock; what it learns is cached only if no writer is busy. */
+  mode?: "write" | "read";
   /** At most this long for one HTTP request. */
   requestTimeoutMs: number;
   /** The clock (ms since the epoch); tests move it to pass a grace period. */
@@ -94,7 +104,7 @@ export function openEtcdStore(o: EtcdStoreOptions): EtcdStore {
   const networkDir = join(o.dataDir, net);
   let cache: NodeCache;
   try {
-    cache = o.cache ?? openCache(networkDir, o.budgetMs, `${l.root}\n${me}`);
+    cache = o.cache ?? openCache(networkDir, LOCK_TIMEOUT_MS, `${l.root}\n${me}`);
   } catch (e) {
     throw fromCache(e as CacheError, networkDir);
   }
@@ -210,14 +220,19 @@ export function openEtcdStore(o: EtcdStoreOptions): EtcdStore {
   const store: EtcdStore = {
     async transaction(fn) {
       try {
-        cache.begin();
+        cache.begin(o.mode);
       } catch (e) {
         throw fromCache(e as CacheError, networkDir);
       }
       const before = { ...client.counters, ...txStats };
       loaded = false;
+      client.setDeadline(Date.now() + o.budgetMs);
+      let outage: string | undefined;
+      let ok = false;
       try {
-        return await runOptimistic(
+        const recent = recentOutage(cache.meta("outage"));
+        if (recent) throw new StoreError("unavailable", c.endpoints.join(","), recent);
+        const out = await runOptimistic(
           {
             cache,
             client,
@@ -235,10 +250,16 @@ export function openEtcdStore(o: EtcdStoreOptions): EtcdStore {
             }
           },
         );
+        ok = true;
+        return out;
       } catch (e) {
+        // Only a full budget's failure speaks for the node (STATUS gives up after 1 s).
+        if (e instanceof EtcdError && e.kind === "unavailable" && o.mode !== "read") outage = e.message;
         throw toStoreError(e, c.endpoints);
       } finally {
         // Whatever etcd told us is true even when the command failed: keep it.
+        if (outage) cache.setMeta("outage", JSON.stringify({ at: Date.now(), message: outage }));
+        else if (ok && cache.meta("outage")) cache.setMeta("outage", "");
         cache.setMeta("endpoint", String(client.currentEndpoint()));
         const after: Record<string, number> = { ...client.counters, ...txStats };
         for (const [k, v] of Object.entries(after)) cache.count(k, v - (before[k as keyof typeof before] ?? 0));
@@ -381,6 +402,21 @@ export function openEtcdStore(o: EtcdStoreOptions): EtcdStore {
     stats: () => ({ ...client.counters, ...txStats }),
   };
   return store;
+}
+
+/** The outage another command on this node ran into a moment ago, as a message; else undefined. */
+function recentOutage(saved: string | undefined): string | undefined {
+  if (!saved) return undefined;
+  try {
+    const o = JSON.parse(saved) as { at?: unknown; message?: unknown };
+    if (typeof o.at !== "number" || typeof o.message !== "string") return undefined;
+    const ago = Date.now() - o.at;
+    return ago >= 0 && ago < OUTAGE_MEMORY_MS
+      ? `${o.message} (found ${ago} ms ago by another command on this node)`
+      : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function fromCache(e: CacheError, where: string): StoreError {

@@ -78,6 +78,8 @@ export type EtcdClient = {
   readonly counters: Counters;
   /** Index of the endpoint that answered last. */
   currentEndpoint(): number;
+  /** Moves the overall deadline (a store starts its budget once it holds the node's lock). */
+  setDeadline(at: number): void;
   close(): void;
 };
 
@@ -184,6 +186,7 @@ export function createClient(opts: ClientOptions): EtcdClient {
   }
   const counters: Counters = { range: 0, txn: 0, auth: 0, other: 0, failovers: 0 };
   let current = (opts.firstEndpoint ?? 0) % opts.endpoints.length;
+  let deadline = opts.deadline;
   let token: string | undefined;
   let tokenLoaded = false;
 
@@ -236,10 +239,13 @@ export function createClient(opts: ClientOptions): EtcdClient {
     let last = "no attempt made";
     let lastEndpoint = opts.endpoints[current] ?? "";
     let reauthenticated = false;
+    const began = Date.now();
     for (let attempt = 0; ; attempt++) {
-      const left = opts.deadline - Date.now();
+      const left = deadline - Date.now();
       if (left <= 0) {
-        throw new EtcdError("unavailable", `etcd unavailable: ${lastEndpoint}: ${last}`, lastEndpoint);
+        const spent = ((Date.now() - began) / 1000).toFixed(1);
+        const tries = `${attempt} attempt${attempt === 1 ? "" : "s"} in ${spent} s`;
+        throw new EtcdError("unavailable", `etcd unavailable (${tries}): ${lastEndpoint}: ${last}`, lastEndpoint);
       }
       const endpoint = opts.endpoints[current] ?? "";
       lastEndpoint = endpoint;
@@ -291,7 +297,7 @@ export function createClient(opts: ClientOptions): EtcdClient {
   /** After every member failed once in a row, wait a little: an election takes about a second. */
   async function pause(attempt: number): Promise<void> {
     if ((attempt + 1) % opts.endpoints.length !== 0) return;
-    const left = opts.deadline - Date.now();
+    const left = deadline - Date.now();
     if (left > 0) await sleep(Math.min(100, left));
   }
 
@@ -357,6 +363,9 @@ export function createClient(opts: ClientOptions): EtcdClient {
     },
     counters,
     currentEndpoint: () => current,
+    setDeadline(at) {
+      deadline = at;
+    },
     close() {
       agent.destroy();
     },
