@@ -65,8 +65,14 @@ export type EtcdStoreOptions = {
   config: EtcdStoreConfig;
   network: string;
   dataDir: string;
-  /** The command's budget for etcd once it holds the node's lock (5 s; STATUS answers within 1 s). */
+  /** The command's budget for etcd (5 s; STATUS answers within 1 s), counted from budgetFrom. */
   budgetMs: number;
+  /**
+   * When the budget started (ms since the epoch): the plugin's process start, so that "code 11
+   * after 5 s" holds for the whole exec. Default: when the transaction starts. A command that
+   * waited for the node's lock still gets a quarter of the budget (at most 1 s) once it holds it.
+   */
+  budgetFrom?: number;
   /** "read" for STATUS: no wait for the node's lock; what it learns is cached only if no writer is busy. */
   mode?: "write" | "read";
   /** At most this long for one HTTP request. */
@@ -226,7 +232,8 @@ export function openEtcdStore(o: EtcdStoreOptions): EtcdStore {
       }
       const before = { ...client.counters, ...txStats };
       loaded = false;
-      client.setDeadline(Date.now() + o.budgetMs);
+      const floor = Date.now() + Math.min(1000, o.budgetMs / 4);
+      client.setDeadline(Math.max((o.budgetFrom ?? Date.now()) + o.budgetMs, floor));
       let outage: string | undefined;
       let ok = false;
       try {

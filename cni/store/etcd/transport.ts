@@ -252,7 +252,13 @@ export function createClient(opts: ClientOptions): EtcdClient {
       let answer: Answer;
       try {
         const auth = withAuth ? await authToken() : undefined;
-        answer = await once(endpoint, path, payload, Math.min(opts.requestTimeoutMs, left), auth);
+        answer = await once(
+          endpoint,
+          path,
+          payload,
+          Math.max(1, Math.ceil(Math.min(opts.requestTimeoutMs, left))),
+          auth,
+        );
       } catch (e) {
         if (e instanceof EtcdError) throw e;
         last = errorMessage(e);
