@@ -40,8 +40,6 @@ async function openEtcd(loc: StoreLocation, o: OpenOptions): Promise<OpenedStore
     network: loc.network,
     dataDir: loc.dataDir,
     budgetMs,
-    // The budget is the whole exec's, start-up included (performance.now() counts from it).
-    budgetFrom: Date.now() - performance.now(),
     mode: o.readOnly ? "read" : "write",
     // Leave room to try another member within a short budget (STATUS).
     requestTimeoutMs: Math.min(REQUEST_TIMEOUT_MS, Math.max(250, budgetMs / loc.store.endpoints.length)),

@@ -178,7 +178,7 @@ define("exhaustion: code 999 as host-local words it, STATUS 50, and a DEL makes 
     Array.from({ length: 16 }, (_, i) => run(i % 2 ? confB : confA, { command: "ADD", containerId: `c${i}` })),
   );
   for (const r of results.filter((x) => x.code !== 0)) {
-    assert.is(r.json?.code, 999);
+    assert.is(r.json?.code, 999, r.stdout);
     assert.match(String(r.json?.msg), /no IP addresses available in range set: 10\.213\.0\.1-10\.213\.0\.14/);
   }
   // Strict affinity: a node whose blocks are full fails even while the other has room. Top up.

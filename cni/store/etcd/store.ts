@@ -65,14 +65,12 @@ export type EtcdStoreOptions = {
   config: EtcdStoreConfig;
   network: string;
   dataDir: string;
-  /** The command's budget for etcd (5 s; STATUS answers within 1 s), counted from budgetFrom. */
-  budgetMs: number;
   /**
-   * When the budget started (ms since the epoch): the plugin's process start, so that "code 11
-   * after 5 s" holds for the whole exec. Default: when the transaction starts. A command that
-   * waited for the node's lock still gets a quarter of the budget (at most 1 s) once it holds it.
+   * The command's budget for etcd (5 s; STATUS answers within 1 s), counted from the moment it holds
+   * the node's lock: on a node starting a hundred pods at once, waiting for the others is not etcd
+   * being slow, and must not fail an ADD that etcd would serve.
    */
-  budgetFrom?: number;
+  budgetMs: number;
   /** "read" for STATUS: no wait for the node's lock; what it learns is cached only if no writer is busy. */
   mode?: "write" | "read";
   /** At most this long for one HTTP request. */
@@ -232,13 +230,12 @@ export function openEtcdStore(o: EtcdStoreOptions): EtcdStore {
       }
       const before = { ...client.counters, ...txStats };
       loaded = false;
-      const floor = Date.now() + Math.min(1000, o.budgetMs / 4);
-      client.setDeadline(Math.max((o.budgetFrom ?? Date.now()) + o.budgetMs, floor));
+      client.setDeadline(Date.now() + o.budgetMs);
       let outage: string | undefined;
       let ok = false;
       try {
         const recent = recentOutage(cache.meta("outage"));
-        if (recent) throw new StoreError("unavailable", c.endpoints.join(","), recent);
+        if (recent) throw new StoreError("unavailable", recent.endpoint, recent.message);
         const out = await runOptimistic(
           {
             cache,
@@ -260,12 +257,19 @@ export function openEtcdStore(o: EtcdStoreOptions): EtcdStore {
         ok = true;
         return out;
       } catch (e) {
-        // Only a full budget's failure speaks for the node (STATUS gives up after 1 s).
-        if (e instanceof EtcdError && e.kind === "unavailable" && o.mode !== "read") outage = e.message;
+        // Only a full budget spent on every member speaks for the node (STATUS gives up after 1 s).
+        if (
+          e instanceof EtcdError &&
+          e.kind === "unavailable" &&
+          o.mode !== "read" &&
+          e.attempts >= c.endpoints.length
+        ) {
+          outage = JSON.stringify({ at: Date.now(), message: e.message, endpoint: e.endpoint });
+        }
         throw toStoreError(e, c.endpoints);
       } finally {
         // Whatever etcd told us is true even when the command failed: keep it.
-        if (outage) cache.setMeta("outage", JSON.stringify({ at: Date.now(), message: outage }));
+        if (outage) cache.setMeta("outage", outage);
         else if (ok && cache.meta("outage")) cache.setMeta("outage", "");
         cache.setMeta("endpoint", String(client.currentEndpoint()));
         const after: Record<string, number> = { ...client.counters, ...txStats };
@@ -411,16 +415,15 @@ export function openEtcdStore(o: EtcdStoreOptions): EtcdStore {
   return store;
 }
 
-/** The outage another command on this node ran into a moment ago, as a message; else undefined. */
-function recentOutage(saved: string | undefined): string | undefined {
+/** The outage another command on this node ran into a moment ago; else undefined. */
+function recentOutage(saved: string | undefined): { message: string; endpoint: string } | undefined {
   if (!saved) return undefined;
   try {
-    const o = JSON.parse(saved) as { at?: unknown; message?: unknown };
-    if (typeof o.at !== "number" || typeof o.message !== "string") return undefined;
+    const o = JSON.parse(saved) as { at?: unknown; message?: unknown; endpoint?: unknown };
+    if (typeof o.at !== "number" || typeof o.message !== "string" || typeof o.endpoint !== "string") return undefined;
     const ago = Date.now() - o.at;
-    return ago >= 0 && ago < OUTAGE_MEMORY_MS
-      ? `${o.message} (found ${ago} ms ago by another command on this node)`
-      : undefined;
+    if (ago < 0 || ago >= OUTAGE_MEMORY_MS) return undefined;
+    return { message: `${o.message} (found ${ago} ms ago by another command on this node)`, endpoint: o.endpoint };
   } catch {
     return undefined;
   }

@@ -91,12 +91,15 @@ export class EtcdError extends Error {
   readonly endpoint: string;
   /** gRPC status code from etcd, when it answered with one. */
   readonly grpcCode: number | undefined;
-  constructor(kind: EtcdErrorKind, msg: string, endpoint: string, grpcCode?: number) {
+  /** Requests sent before giving up. */
+  readonly attempts: number;
+  constructor(kind: EtcdErrorKind, msg: string, endpoint: string, grpcCode?: number, attempts = 1) {
     super(msg);
     this.name = "EtcdError";
     this.kind = kind;
     this.endpoint = endpoint;
     this.grpcCode = grpcCode;
+    this.attempts = attempts;
   }
 }
 
@@ -198,10 +201,12 @@ export function createClient(opts: ClientOptions): EtcdClient {
         "content-length": Buffer.byteLength(payload),
       };
       if (auth) headers.authorization = auth;
+      let finished = false;
       const req = request(url, { method: "POST", agent, headers }, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (d: Buffer) => chunks.push(d));
         res.on("end", () => {
+          finished = true;
           clearTimeout(timer);
           const text = Buffer.concat(chunks).toString("utf8");
           let body: JsonObject | undefined;
@@ -218,7 +223,15 @@ export function createClient(opts: ClientOptions): EtcdClient {
           fail(e);
         });
       });
-      const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      // A process starved of CPU runs its timers before the I/O that arrived meanwhile: look at the
+      // socket once more (setImmediate runs after the poll phase) before calling it a timeout.
+      const timer = setTimeout(
+        () =>
+          setImmediate(() => {
+            if (!finished) req.destroy(new Error(`no answer within ${timeoutMs} ms`));
+          }),
+        timeoutMs,
+      );
       req.on("error", (e) => {
         clearTimeout(timer);
         fail(e);
@@ -245,7 +258,13 @@ export function createClient(opts: ClientOptions): EtcdClient {
       if (left <= 0) {
         const spent = ((Date.now() - began) / 1000).toFixed(1);
         const tries = `${attempt} attempt${attempt === 1 ? "" : "s"} in ${spent} s`;
-        throw new EtcdError("unavailable", `etcd unavailable (${tries}): ${lastEndpoint}: ${last}`, lastEndpoint);
+        throw new EtcdError(
+          "unavailable",
+          `etcd unavailable (${tries}): ${lastEndpoint}: ${last}`,
+          lastEndpoint,
+          undefined,
+          attempt,
+        );
       }
       const endpoint = opts.endpoints[current] ?? "";
       lastEndpoint = endpoint;
