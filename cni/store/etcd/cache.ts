@@ -76,9 +76,11 @@ function openDb(path: string, timeoutMs: number): DatabaseSync {
   const { DatabaseSync } = process.getBuiltinModule("node:sqlite") as typeof import("node:sqlite");
   const db = new DatabaseSync(path, { timeout: Math.max(1, Math.floor(timeoutMs)) });
   try {
-    // WAL: a killed writer's half transaction is discarded. No fsync per commit (NORMAL): a lost
-    // last write only makes the cache stale, which its revision guards already handle.
-    db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    // WAL: a killed writer's half transaction is discarded. No fsync at all (synchronous=OFF), not
+    // even in the checkpoint SQLite runs when the last process closes the file: a write lost to a
+    // power cut only makes the cache stale (its revision guards handle that), and a file the cut
+    // damaged is rebuilt from etcd (openCache).
+    db.exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;");
     db.exec(SCHEMA);
   } catch (e) {
     db.close();
