@@ -8,7 +8,8 @@
 // Targets: cold ADD p50 within the local store's p50 + 15 ms (plaintext) and + 30 ms (TLS); 1
 // request per common ADD and per DEL, at most 3 per block claim; retries per ADD <= 0.1; full pool
 // within 1.1x of empty; longest ADD with the leader killed < 3 s; code 11 <= 5 s; STATUS 50 <= 1 s.
-// Usage: node bench/etcd.bench.ts   (BENCH_RUNS=N, default 30; needs npm run build first)
+// Usage: node bench/etcd.bench.ts   (BENCH_RUNS=N, default 30; BENCH_ETCD=cold,counts,churn,flat,leader,quorum
+// to run some parts only; needs npm run build first)
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -173,11 +174,14 @@ async function churn(c: Cluster): Promise<void> {
   const PER = 32;
   const ROUNDS = 3;
   const subnet = "10.242.0.0/16";
-  const result = new Map<string, { wall: number[]; failed: number; dup: number; retries: number; adds: number }>();
+  const result = new Map<
+    string,
+    { wall: number[]; failed: number; dup: number; retries: number; adds: number; why: Map<string, number> }
+  >();
   for (const t of [{ label: "local store" }, { label: "etcd", cluster: c }] as Target[]) {
     const nodes = Array.from({ length: NODES }, (_, i) => newNode(`churn-${t.cluster ? "e" : "l"}${i}`));
     const before = nodes.map((n) => counters(n));
-    const r = { wall: [] as number[], failed: 0, dup: 0, retries: 0, adds: 0 };
+    const r = { wall: [] as number[], failed: 0, dup: 0, retries: 0, adds: 0, why: new Map<string, number>() };
     for (let round = 0; round < ROUNDS; round++) {
       const t0 = Date.now();
       const adds = await Promise.all(
@@ -187,7 +191,12 @@ async function churn(c: Cluster): Promise<void> {
       );
       r.wall.push(Date.now() - t0);
       r.adds += adds.length;
-      r.failed += adds.filter((a) => a.code !== 0).length;
+      for (const a of adds.filter((x) => x.code !== 0)) {
+        r.failed++;
+        // One line per kind of failure: numbers and addresses blanked out.
+        const msg = String(JSON.parse(a.stdout || "{}").msg ?? a.stderr).replace(/[0-9.:]+/g, "#");
+        r.why.set(msg, (r.why.get(msg) ?? 0) + 1);
+      }
       // Per node pool (local) or cluster-wide pool (etcd): duplicates among what is held now.
       const held = adds.flatMap((a, i) =>
         a.code === 0 ? [`${t.cluster ? "" : Math.floor(i / PER)}/${JSON.parse(a.stdout).ips[0].address}`] : [],
@@ -212,6 +221,7 @@ async function churn(c: Cluster): Promise<void> {
     const retries = label === "etcd" ? (r.retries / r.adds).toFixed(3) : "";
     say(`| ${label} | ${r.wall.join(", ")} | ${r.failed} | ${r.dup} | ${retries} |`);
   }
+  for (const [label, r] of result) for (const [msg, n] of r.why) say(`- ${label}, ${n} failed: ${msg}`);
   const e = result.get("etcd")!;
   const l = result.get("local store")!;
   const wallRatio = e.wall.reduce((a, b) => a + b, 0) / l.wall.reduce((a, b) => a + b, 0);
@@ -377,12 +387,13 @@ async function main(): Promise<void> {
   try {
     say(`Node ${process.version}, etcd 3.4 (3 members on loopback, data on ${tmpdir()}), clean environment.`);
     say();
-    await coldCost(plain, tls);
-    await requestCounts(plain);
-    await churn(plain);
-    await flatCost(plain);
-    await leaderKill();
-    await quorumLoss();
+    const parts = (process.env.BENCH_ETCD ?? "cold,counts,churn,flat,leader,quorum").split(",");
+    if (parts.includes("cold")) await coldCost(plain, tls);
+    if (parts.includes("counts")) await requestCounts(plain);
+    if (parts.includes("churn")) await churn(plain);
+    if (parts.includes("flat")) await flatCost(plain);
+    if (parts.includes("leader")) await leaderKill();
+    if (parts.includes("quorum")) await quorumLoss();
   } finally {
     await plain.stop();
     await tls.stop();
