@@ -331,9 +331,12 @@ define("migration: a node's local reservations move to etcd before the network s
     type: "bridge",
     ipam: { type: "berth-ipam", dataDir: m.dir, ranges },
   };
-  const before = await Promise.all([1, 2, 3, 4].map((i) => run(localConf, { command: "ADD", containerId: `p${i}` })));
-  const old = before.flatMap(ips);
-  assert.is(old.length, 4);
+  const old: string[] = [];
+  for (const i of [1, 2, 3, 4]) {
+    const r = await run(localConf, { command: "ADD", containerId: `p${i}` });
+    assert.is(r.code, 0, r.stdout);
+    old.push(...ips(r));
+  }
   const r = await migrateLocal(storeConfig(cluster, { node: "migrating" }), net, m.dir, join(m.dir, net));
   assert.equal(r, { copied: 4, present: 0, conflicts: [] });
   const after = await Promise.all(
