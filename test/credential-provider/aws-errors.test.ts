@@ -7,26 +7,12 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import {
-  defaultBehaviour,
-  startAwsEndpoint,
-  type AwsEndpoint,
-  type Behaviour,
-  type StsReply,
-  type TokenReply,
-} from "../helpers/aws-endpoint.ts";
-import { failed, noFragment, PRIVATE, request, run, SA_TOKEN, withCalls } from "./helpers.ts";
+import { defaultBehaviour, type Behaviour, type StsReply, type TokenReply } from "../helpers/aws-endpoint.ts";
+import { failed, noFragment, PRIVATE, request, run, SA_TOKEN, withCalls, endpointSuite } from "./helpers.ts";
 
-const test = suite("credential-provider: ECR, ECR Public and STS answering garbage");
-let ep: AwsEndpoint;
-test.before(async () => {
-  ep = await startAwsEndpoint();
-});
-test.after(async () => {
-  await ep.close();
-});
+const s = endpointSuite("credential-provider: ECR, ECR Public and STS answering garbage");
+const { test } = s;
 
 const ROLE = "arn:aws:iam::123456789012:role/ecr-pull";
 /** A credential as a body: an ECR token, base64("AWS:" + password), fresh for each run. */
@@ -150,9 +136,9 @@ for (const api of apis) {
   for (const c of cases) {
     test(`${api.name}, ${c.name}: one line with operation, region and HTTP status, nothing of the body`, async () => {
       const body = c.reply();
-      ep.behaviour = api.behaviour(body);
-      const { result: r, calls } = await withCalls(ep, () =>
-        run(request(api.image, api.extra), ep.env(), ["get-credentials", ...api.args]),
+      s.ep.behaviour = api.behaviour(body);
+      const { result: r, calls } = await withCalls(s.ep, () =>
+        run(request(api.image, api.extra), s.ep.env(), ["get-credentials", ...api.args]),
       );
       failed(r, new RegExp(`^berth-credential-provider: ${escapeRegExp(api.prefix)}${api.pattern(c).source}`, "m"), [
         SA_TOKEN,
@@ -166,23 +152,23 @@ for (const api of apis) {
 }
 
 test("STS's own XML error on a 503: its code and message, with the status", async () => {
-  ep.behaviour = {
+  s.ep.behaviour = {
     ...defaultBehaviour(),
     sts: { kind: "error", status: 503, code: "ServiceUnavailable", message: "Service is unable to handle request" },
   };
   failed(
-    await run(request(`${PRIVATE}/app`), ep.env(), ["--role-map", `${PRIVATE}=${ROLE}`]),
+    await run(request(`${PRIVATE}/app`), s.ep.env(), ["--role-map", `${PRIVATE}=${ROLE}`]),
     "failed to assume role: STS AssumeRole in us-west-2 failed: HTTP 503 ServiceUnavailable: Service is unable to handle request",
   );
 });
 
 test("node credentials from AWS_WEB_IDENTITY_TOKEN_FILE, the SDK's STS call answering a credential: named as the credential step, nothing of the body", async () => {
   const body = credentialBody();
-  ep.behaviour = { ...defaultBehaviour(), sts: { kind: "raw", status: 200, body, contentType: "text/plain" } };
+  s.ep.behaviour = { ...defaultBehaviour(), sts: { kind: "raw", status: 200, body, contentType: "text/plain" } };
   const dir = mkdtempSync(join(tmpdir(), "berth-irsa-"));
   try {
     writeFileSync(join(dir, "token"), SA_TOKEN);
-    const env = ep.env({ AWS_WEB_IDENTITY_TOKEN_FILE: join(dir, "token"), AWS_ROLE_ARN: ROLE });
+    const env = s.ep.env({ AWS_WEB_IDENTITY_TOKEN_FILE: join(dir, "token"), AWS_ROLE_ARN: ROLE });
     delete (env as Record<string, string | undefined>).AWS_ACCESS_KEY_ID;
     delete (env as Record<string, string | undefined>).AWS_SECRET_ACCESS_KEY;
     const r = await run(request(`${PRIVATE}/app`), env);

@@ -1,26 +1,14 @@
 // The human CLI: --help, --version, get-credentials IMAGE with secrets masked, and
 // validate-config with the kubelet's rules and matchImages globbing.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { startAwsEndpoint, type AwsEndpoint } from "../helpers/aws-endpoint.ts";
 import { CREDENTIAL_PROVIDER, execBinary, ROOT } from "../helpers/exec.ts";
-import { failed, noSecrets, PRIVATE, run, SA_TOKEN } from "./helpers.ts";
+import { failed, noSecrets, PRIVATE, run, SA_TOKEN, endpointSuite } from "./helpers.ts";
 import { readFileSync } from "node:fs";
 
-const test = suite("credential-provider: CLI");
-let ep: AwsEndpoint;
-let tmp: string;
-test.before(async () => {
-  ep = await startAwsEndpoint();
-  tmp = mkdtempSync(join(tmpdir(), "berth-cli-"));
-});
-test.after(async () => {
-  await ep.close();
-  rmSync(tmp, { recursive: true, force: true });
-});
+const s = endpointSuite("credential-provider: CLI");
+const { test } = s;
 
 const pkgVersion = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
 
@@ -76,7 +64,7 @@ test("a mistyped flag or command is refused with a pointer to --help", async () 
 });
 
 test("get-credentials IMAGE prints the kubelet's response with the password masked", async () => {
-  const r = await run("", ep.env(), ["get-credentials", `${PRIVATE}/app:1.2`]);
+  const r = await run("", s.ep.env(), ["get-credentials", `${PRIVATE}/app:1.2`]);
   assert.is(r.code, 0, r.stderr);
   const shown = JSON.parse(r.stdout) as {
     apiVersion: string;
@@ -91,13 +79,13 @@ test("get-credentials IMAGE prints the kubelet's response with the password mask
 });
 
 test("get-credentials --api-version v1alpha1 and a service-account token file", async () => {
-  const tokenFile = join(tmp, "token");
+  const tokenFile = join(s.tmp, "token");
   writeFileSync(tokenFile, SA_TOKEN);
-  const r1 = await run("", ep.env(), ["get-credentials", "public.ecr.aws/x", "--api-version", "v1alpha1"]);
+  const r1 = await run("", s.ep.env(), ["get-credentials", "public.ecr.aws/x", "--api-version", "v1alpha1"]);
   assert.is(r1.code, 0, r1.stderr);
   assert.is((JSON.parse(r1.stdout) as { apiVersion: string }).apiVersion, "credentialprovider.kubelet.k8s.io/v1alpha1");
-  const before = ep.calls.length;
-  const r2 = await run("", ep.env(), [
+  const before = s.ep.calls.length;
+  const r2 = await run("", s.ep.env(), [
     "get-credentials",
     `${PRIVATE}/x`,
     "--service-account-token-file",
@@ -107,7 +95,7 @@ test("get-credentials --api-version v1alpha1 and a service-account token file", 
   ]);
   assert.is(r2.code, 0, r2.stderr);
   assert.equal(
-    ep.calls.slice(before).map((c) => c.api),
+    s.ep.calls.slice(before).map((c) => c.api),
     ["sts", "ecr"],
   );
   noSecrets(r2, [SA_TOKEN]);
@@ -115,7 +103,7 @@ test("get-credentials --api-version v1alpha1 and a service-account token file", 
 });
 
 test("get-credentials failure: one line, exit 1", async () => {
-  failed(await run("", ep.env(), ["get-credentials", "x", "--api-version", "v2"]), "unknown --api-version v2");
+  failed(await run("", s.ep.env(), ["get-credentials", "x", "--api-version", "v2"]), "unknown --api-version v2");
 });
 
 const CONFIG = `apiVersion: kubelet.config.k8s.io/v1
@@ -139,7 +127,7 @@ test("validate-config: the README's config is valid and covers FIPS, dual-stack 
   const readme = readFileSync(join(ROOT, "credential-provider/README.md"), "utf8");
   const block = /```yaml\n(apiVersion: kubelet\.config\.k8s\.io\/v1\n[\s\S]*?)```/.exec(readme)?.[1];
   assert.ok(block, "README has a CredentialProviderConfig yaml block");
-  const file = join(tmp, "readme-config.yaml");
+  const file = join(s.tmp, "readme-config.yaml");
   writeFileSync(file, block as string);
   for (const image of [
     `${PRIVATE}/app`,
@@ -158,7 +146,7 @@ test("validate-config: the README's config is valid and covers FIPS, dual-stack 
 });
 
 test("validate-config --image: the kubelet's glob rules (* does not cross dots, ports must match)", async () => {
-  const file = join(tmp, "c.yaml");
+  const file = join(s.tmp, "c.yaml");
   writeFileSync(file, CONFIG.replace('      - "public.ecr.aws"\n', '      - "registry.local:5000/team"\n'));
   const check = async (image: string) => (await run("", {}, ["validate-config", file, "--image", image])).stdout;
   assert.match(
@@ -172,7 +160,7 @@ test("validate-config --image: the kubelet's glob rules (* does not cross dots, 
 });
 
 test("validate-config: the kubelet's rules, every error reported, exit 1", async () => {
-  const file = join(tmp, "bad.yaml");
+  const file = join(s.tmp, "bad.yaml");
   writeFileSync(
     file,
     `apiVersion: kubelet.config.k8s.io/v1
@@ -210,7 +198,7 @@ providers:
 });
 
 test("validate-config: a directory is merged in lexicographic order (k8s 1.34); duplicate names across files fail", async () => {
-  const dir = join(tmp, "conf.d");
+  const dir = join(s.tmp, "conf.d");
   mkdirSync(dir);
   writeFileSync(join(dir, "10-ecr.yaml"), CONFIG);
   writeFileSync(
@@ -240,12 +228,12 @@ test("validate-config: a directory is merged in lexicographic order (k8s 1.34); 
 });
 
 test("validate-config: duplicate YAML keys and a missing file are errors", async () => {
-  const file = join(tmp, "dup.yaml");
+  const file = join(s.tmp, "dup.yaml");
   writeFileSync(file, "kind: CredentialProviderConfig\nkind: CredentialProviderConfig\n");
   const r = await run("", {}, ["validate-config", file]);
   assert.is(r.code, 1);
   assert.match(r.stdout, /unique|duplicate/i);
-  const r2 = await run("", {}, ["validate-config", join(tmp, "nope.yaml")]);
+  const r2 = await run("", {}, ["validate-config", join(s.tmp, "nope.yaml")]);
   assert.is(r2.code, 1);
   assert.match(r2.stdout, "ENOENT");
 });

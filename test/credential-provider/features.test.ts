@@ -3,10 +3,8 @@
 // secrets kept off stderr.
 import { createServer, request as httpRequest, type Server } from "node:http";
 import { connect, type AddressInfo, type Socket } from "node:net";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, statSync, writeFileSync, chmodSync } from "node:fs";
 import { join } from "node:path";
-import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { parseGoDuration } from "../../shared/kubelet/duration.ts";
 import {
@@ -14,29 +12,27 @@ import {
   NODE_ACCESS_KEY,
   NODE_SECRET_KEY,
   startAwsEndpoint,
-  type AwsEndpoint,
   type Call,
 } from "../helpers/aws-endpoint.ts";
 import { LOOPBACK_CERT } from "../helpers/loopback-tls.ts";
-import { failed, noSecrets, ok, PRIVATE, request, run, SA_TOKEN, withCalls, callsOf } from "./helpers.ts";
+import {
+  failed,
+  noSecrets,
+  ok,
+  PRIVATE,
+  request,
+  run,
+  SA_TOKEN,
+  withCalls,
+  callsOf,
+  endpointSuite,
+} from "./helpers.ts";
 
-const test = suite("credential-provider: cache, mirrors, roles, proxies, deadline, secrets");
-let ep: AwsEndpoint;
-let tmp: string;
-test.before(async () => {
-  ep = await startAwsEndpoint();
-  tmp = mkdtempSync(join(tmpdir(), "berth-cp-"));
-});
-test.before.each(() => {
-  ep.behaviour = defaultBehaviour();
-});
-test.after(async () => {
-  await ep.close();
-  rmSync(tmp, { recursive: true, force: true });
-});
+const s = endpointSuite("credential-provider: cache, mirrors, roles, proxies, deadline, secrets");
+const { test } = s;
 
 let dirN = 0;
-const freshDir = () => join(tmp, `cache-${++dirN}`);
+const freshDir = () => join(s.tmp, `cache-${++dirN}`);
 
 /** How long the endpoint held a call the client gave up on: from its arrival to the client closing it. */
 async function heldFor(call: Call | undefined): Promise<number> {
@@ -61,15 +57,15 @@ const durationSeconds = (d: string | undefined): number => {
 test("cache: first run fetches and writes one 0600 file in a 0700 dir; the second run is a hit without any call", async () => {
   const dir = freshDir();
   const args = ["get-credentials", `--cache-dir=${dir}`];
-  const first = await callsOf(ep, async () => {
-    ok(await run(request(`${PRIVATE}/a`), ep.env(), args));
+  const first = await callsOf(s.ep, async () => {
+    ok(await run(request(`${PRIVATE}/a`), s.ep.env(), args));
   });
   assert.is(first.length, 1);
   const files = cacheFiles(dir);
   assert.is(files.length, 1);
   assert.is(statSync(files[0]!).mode & 0o777, 0o600);
   assert.is(statSync(dir).mode & 0o777, 0o700);
-  const second = await withCalls(ep, async () => ok(await run(request(`${PRIVATE}/other-repo`), ep.env(), args)));
+  const second = await withCalls(s.ep, async () => ok(await run(request(`${PRIVATE}/other-repo`), s.ep.env(), args)));
   assert.is(second.calls.length, 0, "served from the disk cache");
   assert.equal(second.result.auth, { [PRIVATE]: { username: "AWS", password: "ecr-password-0123456789" } });
   assert.ok(durationSeconds(second.result.cacheDuration) > 5 * 3600, "half the remaining life");
@@ -78,10 +74,10 @@ test("cache: first run fetches and writes one 0600 file in a 0700 dir; the secon
 test("cache: directory from BERTH_CACHE_DIR; the flag wins over it", async () => {
   const envDir = freshDir();
   const flagDir = freshDir();
-  ok(await run(request(`${PRIVATE}/a`), ep.env({ BERTH_CACHE_DIR: envDir })));
+  ok(await run(request(`${PRIVATE}/a`), s.ep.env({ BERTH_CACHE_DIR: envDir })));
   assert.is(cacheFiles(envDir).length, 1);
   ok(
-    await run(request(`${PRIVATE}/a`), ep.env({ BERTH_CACHE_DIR: envDir }), [
+    await run(request(`${PRIVATE}/a`), s.ep.env({ BERTH_CACHE_DIR: envDir }), [
       "get-credentials",
       "--cache-dir",
       flagDir,
@@ -93,20 +89,20 @@ test("cache: directory from BERTH_CACHE_DIR; the flag wins over it", async () =>
 test("cache: keyed by identity: other node keys, a role, another registry each miss", async () => {
   const dir = freshDir();
   const args = ["get-credentials", `--cache-dir=${dir}`];
-  ok(await run(request(`${PRIVATE}/a`), ep.env(), args));
-  const calls = await callsOf(ep, async () => {
-    ok(await run(request(`${PRIVATE}/a`), ep.env({ AWS_ACCESS_KEY_ID: "AKIDOTHER000EXAMPLE" }), args));
+  ok(await run(request(`${PRIVATE}/a`), s.ep.env(), args));
+  const calls = await callsOf(s.ep, async () => {
+    ok(await run(request(`${PRIVATE}/a`), s.ep.env({ AWS_ACCESS_KEY_ID: "AKIDOTHER000EXAMPLE" }), args));
     ok(
       await run(
         request(`${PRIVATE}/a`, {
           serviceAccountToken: SA_TOKEN,
           serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": "arn:aws:iam::123456789012:role/r" },
         }),
-        ep.env(),
+        s.ep.env(),
         args,
       ),
     );
-    ok(await run(request("123456789012.dkr.ecr.eu-west-1.amazonaws.com/a"), ep.env(), args));
+    ok(await run(request("123456789012.dkr.ecr.eu-west-1.amazonaws.com/a"), s.ep.env(), args));
   });
   assert.equal(
     calls.map((c) => c.api),
@@ -118,10 +114,10 @@ test("cache: keyed by identity: other node keys, a role, another registry each m
 test("cache: a file readable by others is not trusted", async () => {
   const dir = freshDir();
   const args = ["get-credentials", `--cache-dir=${dir}`];
-  ok(await run(request(`${PRIVATE}/a`), ep.env(), args));
+  ok(await run(request(`${PRIVATE}/a`), s.ep.env(), args));
   chmodSync(cacheFiles(dir)[0]!, 0o644);
-  const calls = await callsOf(ep, async () => {
-    ok(await run(request(`${PRIVATE}/a`), ep.env(), args));
+  const calls = await callsOf(s.ep, async () => {
+    ok(await run(request(`${PRIVATE}/a`), s.ep.env(), args));
   });
   assert.is(calls.length, 1);
   assert.is(statSync(cacheFiles(dir)[0]!).mode & 0o777, 0o600, "rewritten 0600");
@@ -139,10 +135,10 @@ function age(dir: string, validFor: number, fetchedAgo: number): void {
 test("cache: past half-life it refreshes from ECR", async () => {
   const dir = freshDir();
   const args = ["get-credentials", `--cache-dir=${dir}`];
-  ok(await run(request(`${PRIVATE}/a`), ep.env(), args));
+  ok(await run(request(`${PRIVATE}/a`), s.ep.env(), args));
   age(dir, 5 * 3600_000, 7 * 3600_000);
-  ep.behaviour = { ...defaultBehaviour("rotated-password-1") };
-  const { result, calls } = await withCalls(ep, async () => ok(await run(request(`${PRIVATE}/a`), ep.env(), args)));
+  s.ep.behaviour = { ...defaultBehaviour("rotated-password-1") };
+  const { result, calls } = await withCalls(s.ep, async () => ok(await run(request(`${PRIVATE}/a`), s.ep.env(), args)));
   assert.is(calls.length, 1);
   assert.is(result.auth?.[PRIVATE]?.password, "rotated-password-1");
 });
@@ -150,13 +146,13 @@ test("cache: past half-life it refreshes from ECR", async () => {
 test("cache: ECR throttled -> the still-valid cached token is served, short cacheDuration, warning on stderr", async () => {
   const dir = freshDir();
   const args = ["get-credentials", `--cache-dir=${dir}`];
-  ok(await run(request(`${PRIVATE}/a`), ep.env(), args));
+  ok(await run(request(`${PRIVATE}/a`), s.ep.env(), args));
   age(dir, 5 * 3600_000, 7 * 3600_000);
-  ep.behaviour = {
+  s.ep.behaviour = {
     ...defaultBehaviour(),
     ecr: { kind: "error", status: 400, type: "ThrottlingException", message: "Rate exceeded" },
   };
-  const r = await run(request(`${PRIVATE}/a`), ep.env(), args);
+  const r = await run(request(`${PRIVATE}/a`), s.ep.env(), args);
   const res = ok(r);
   assert.is(res.auth?.[PRIVATE]?.password, "ecr-password-0123456789");
   assert.ok(durationSeconds(res.cacheDuration) <= 300, `at most 5m: ${res.cacheDuration}`);
@@ -168,10 +164,10 @@ test("cache: ECR throttled -> the still-valid cached token is served, short cach
 test("cache: ECR unreachable (hangs past --timeout) -> stale token served before the deadline", async () => {
   const dir = freshDir();
   const args = ["get-credentials", `--cache-dir=${dir}`, "--timeout=2s"];
-  ok(await run(request(`${PRIVATE}/a`), ep.env(), args));
+  ok(await run(request(`${PRIVATE}/a`), s.ep.env(), args));
   age(dir, 5 * 3600_000, 7 * 3600_000);
-  ep.behaviour = { ...defaultBehaviour(), ecr: { kind: "hang" } };
-  const { result: r, calls } = await withCalls(ep, () => run(request(`${PRIVATE}/a`), ep.env(), args));
+  s.ep.behaviour = { ...defaultBehaviour(), ecr: { kind: "hang" } };
+  const { result: r, calls } = await withCalls(s.ep, () => run(request(`${PRIVATE}/a`), s.ep.env(), args));
   ok(r);
   assert.match(r.stderr, "timed out after 2s");
   // The deadline runs from before the call was sent, so the endpoint holds it less than 2s.
@@ -182,19 +178,21 @@ test("cache: ECR unreachable (hangs past --timeout) -> stale token served before
 test("cache: a token about to expire is not served when ECR fails", async () => {
   const dir = freshDir();
   const args = ["get-credentials", `--cache-dir=${dir}`];
-  ok(await run(request(`${PRIVATE}/a`), ep.env(), args));
+  ok(await run(request(`${PRIVATE}/a`), s.ep.env(), args));
   age(dir, 30_000, 12 * 3600_000);
-  ep.behaviour = {
+  s.ep.behaviour = {
     ...defaultBehaviour(),
     ecr: { kind: "error", status: 400, type: "ThrottlingException", message: "Rate exceeded" },
   };
-  failed(await run(request(`${PRIVATE}/a`), ep.env(), args), "ThrottlingException: Rate exceeded");
+  failed(await run(request(`${PRIVATE}/a`), s.ep.env(), args), "ThrottlingException: Rate exceeded");
 });
 
 test("cache: concurrent cold runs (the kubelet pulls many images at once) all succeed and leave one 0600 file", async () => {
   const dir = freshDir();
   const rs = await Promise.all(
-    Array.from({ length: 6 }, () => run(request(`${PRIVATE}/a`), ep.env(), ["get-credentials", `--cache-dir=${dir}`])),
+    Array.from({ length: 6 }, () =>
+      run(request(`${PRIVATE}/a`), s.ep.env(), ["get-credentials", `--cache-dir=${dir}`]),
+    ),
   );
   for (const r of rs) ok(r);
   const files = readdirSync(dir);
@@ -208,24 +206,24 @@ test("cache: concurrent cold runs (the kubelet pulls many images at once) all su
 });
 
 test("cache: an unwritable cache directory is a warning, not a failure", async () => {
-  const file = join(tmp, "not-a-dir");
+  const file = join(s.tmp, "not-a-dir");
   writeFileSync(file, "x");
-  const r = await run(request(`${PRIVATE}/a`), ep.env(), ["get-credentials", `--cache-dir=${join(file, "sub")}`]);
+  const r = await run(request(`${PRIVATE}/a`), s.ep.env(), ["get-credentials", `--cache-dir=${join(file, "sub")}`]);
   ok(r);
   assert.match(r.stderr, "could not write the token cache");
 });
 
 test("node credentials: IRSA-style token file (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN) through the SDK's chain", async () => {
-  const tokenFile = join(tmp, "irsa-token");
+  const tokenFile = join(s.tmp, "irsa-token");
   writeFileSync(tokenFile, SA_TOKEN);
-  const env = ep.env({
+  const env = s.ep.env({
     AWS_WEB_IDENTITY_TOKEN_FILE: tokenFile,
     AWS_ROLE_ARN: "arn:aws:iam::123456789012:role/node",
     AWS_REGION: "us-west-2",
   });
   delete (env as Record<string, string | undefined>).AWS_ACCESS_KEY_ID;
   delete (env as Record<string, string | undefined>).AWS_SECRET_ACCESS_KEY;
-  const { result, calls } = await withCalls(ep, () => run(request(`${PRIVATE}/a`), env));
+  const { result, calls } = await withCalls(s.ep, () => run(request(`${PRIVATE}/a`), env));
   ok(result);
   assert.equal(
     calls.map((c) => [c.api, c.form.Action ?? c.scope?.accessKeyId]),
@@ -237,10 +235,10 @@ test("node credentials: IRSA-style token file (AWS_WEB_IDENTITY_TOKEN_FILE + AWS
 });
 
 test("node credentials: none anywhere -> the SDK's own reason (the chain gives up, no wait for our deadline), one line", async () => {
-  const env = ep.env();
+  const env = s.ep.env();
   delete (env as Record<string, string | undefined>).AWS_ACCESS_KEY_ID;
   delete (env as Record<string, string | undefined>).AWS_SECRET_ACCESS_KEY;
-  const { result: r, calls } = await withCalls(ep, () =>
+  const { result: r, calls } = await withCalls(s.ep, () =>
     run(request(`${PRIVATE}/a`), env, ["get-credentials", "--timeout=20s"]),
   );
   failed(
@@ -251,9 +249,9 @@ test("node credentials: none anywhere -> the SDK's own reason (the chain gives u
 });
 
 test("deadline: a hanging endpoint fails with a clear one-line message inside --timeout", async () => {
-  ep.behaviour = { ...defaultBehaviour(), ecr: { kind: "hang" } };
-  const { result: r, calls } = await withCalls(ep, () =>
-    run(request(`${PRIVATE}/a`), ep.env(), ["get-credentials", "--timeout=2s"]),
+  s.ep.behaviour = { ...defaultBehaviour(), ecr: { kind: "hang" } };
+  const { result: r, calls } = await withCalls(s.ep, () =>
+    run(request(`${PRIVATE}/a`), s.ep.env(), ["get-credentials", "--timeout=2s"]),
   );
   failed(r, "timed out after 2s waiting for ECR (region us-west-2); check network access, proxy settings");
   // Measured where the call was held, not by this test's clock: the SDK's own 8s request timeout
@@ -265,19 +263,19 @@ test("deadline: a hanging endpoint fails with a clear one-line message inside --
 
 test("deadline: BERTH_TIMEOUT is read, and a timeout beyond the kubelet's limit is refused", async () => {
   failed(
-    await run(request(`${PRIVATE}/a`), ep.env({ BERTH_TIMEOUT: "2m" })),
+    await run(request(`${PRIVATE}/a`), s.ep.env({ BERTH_TIMEOUT: "2m" })),
     'invalid timeout "2m": must be above 0s and at most 55s',
   );
   failed(
-    await run(request(`${PRIVATE}/a`), ep.env({ BERTH_TIMEOUT: "soon" })),
+    await run(request(`${PRIVATE}/a`), s.ep.env({ BERTH_TIMEOUT: "soon" })),
     'invalid timeout: time: invalid duration "soon"',
   );
 });
 
 test("mirror map: docker.io pulled through an ECR pull-through cache gets the mirror's credentials, keyed docker.io", async () => {
-  const { result, calls } = await withCalls(ep, async () =>
+  const { result, calls } = await withCalls(s.ep, async () =>
     ok(
-      await run(request("docker.io/library/nginx"), ep.env(), [
+      await run(request("docker.io/library/nginx"), s.ep.env(), [
         "get-credentials",
         "--registry-mirror",
         "docker.io=123456789012.dkr.ecr.us-east-1.amazonaws.com/dockerhub",
@@ -292,11 +290,11 @@ test("mirror map: docker.io pulled through an ECR pull-through cache gets the mi
 });
 
 test("mirror map from BERTH_REGISTRY_MIRRORS (comma-separated); unmapped hosts unaffected", async () => {
-  const env = ep.env({
+  const env = s.ep.env({
     BERTH_REGISTRY_MIRRORS:
       "quay.io=123456789012.dkr.ecr.eu-west-1.amazonaws.com/quay,docker.io=123456789012.dkr.ecr.us-east-1.amazonaws.com",
   });
-  const calls = await callsOf(ep, async () => {
+  const calls = await callsOf(s.ep, async () => {
     assert.equal(Object.keys(ok(await run(request("quay.io/prometheus/node-exporter"), env)).auth ?? {}), ["quay.io"]);
     assert.equal(Object.keys(ok(await run(request(`${PRIVATE}/a`), env)).auth ?? {}), [PRIVATE]);
   });
@@ -308,19 +306,19 @@ test("mirror map from BERTH_REGISTRY_MIRRORS (comma-separated); unmapped hosts u
 
 test("mirror map: a target that is not an ECR host is a configuration error", async () => {
   failed(
-    await run(request("docker.io/library/nginx"), ep.env(), ["--registry-mirror=docker.io=mirror.example.com"]),
+    await run(request("docker.io/library/nginx"), s.ep.env(), ["--registry-mirror=docker.io=mirror.example.com"]),
     "mirror.example.com is not an ECR registry host",
   );
   failed(
-    await run(request("docker.io/library/nginx"), ep.env(), ["--registry-mirror=docker.io"]),
+    await run(request("docker.io/library/nginx"), s.ep.env(), ["--registry-mirror=docker.io"]),
     "expected KEY=VALUE",
   );
 });
 
 const POOL_ROLE = "arn:aws:iam::210987654321:role/cross-account-pull";
 test("role map: STS AssumeRole with the node's keys (signed for sts in the registry's region), ECR with the role's", async () => {
-  const calls = await callsOf(ep, async () => {
-    ok(await run(request(`${PRIVATE}/a`), ep.env(), ["--role-map", `${PRIVATE}=${POOL_ROLE}`]));
+  const calls = await callsOf(s.ep, async () => {
+    ok(await run(request(`${PRIVATE}/a`), s.ep.env(), ["--role-map", `${PRIVATE}=${POOL_ROLE}`]));
   });
   assert.equal(
     calls.map((c) => c.api),
@@ -336,8 +334,8 @@ test("role map: STS AssumeRole with the node's keys (signed for sts in the regis
 });
 
 test("role map by account ID from BERTH_ROLE_MAP; other accounts keep node credentials", async () => {
-  const env = ep.env({ BERTH_ROLE_MAP: `123456789012=${POOL_ROLE}` });
-  const calls = await callsOf(ep, async () => {
+  const env = s.ep.env({ BERTH_ROLE_MAP: `123456789012=${POOL_ROLE}` });
+  const calls = await callsOf(s.ep, async () => {
     ok(await run(request("123456789012.dkr.ecr.eu-west-1.amazonaws.com/a"), env));
     ok(await run(request("999999999999.dkr.ecr.eu-west-1.amazonaws.com/a"), env));
   });
@@ -353,7 +351,7 @@ test("role map by account ID from BERTH_ROLE_MAP; other accounts keep node crede
 
 test("role map: an entry that is not a role ARN is a configuration error", async () => {
   failed(
-    await run(request(`${PRIVATE}/a`), ep.env(), ["--role-map", `${PRIVATE}=not-an-arn`]),
+    await run(request(`${PRIVATE}/a`), s.ep.env(), ["--role-map", `${PRIVATE}=not-an-arn`]),
     "is not an IAM role ARN",
   );
 });
@@ -415,16 +413,16 @@ function startProxy(): Promise<{ url: string; seen: string[]; close: () => Promi
 test("proxies: HTTP_PROXY is used for ECR and STS calls (Node's proxyEnv agents)", async () => {
   const proxy = await startProxy();
   try {
-    const calls = await callsOf(ep, async () => {
+    const calls = await callsOf(s.ep, async () => {
       ok(
-        await run(request(`${PRIVATE}/a`), ep.env({ HTTP_PROXY: proxy.url }), [
+        await run(request(`${PRIVATE}/a`), s.ep.env({ HTTP_PROXY: proxy.url }), [
           "--role-map",
           `${PRIVATE}=${POOL_ROLE}`,
         ]),
       );
     });
     assert.is(calls.length, 2);
-    assert.equal(proxy.seen, [`POST ${ep.url}/`, `POST ${ep.url}/`]);
+    assert.equal(proxy.seen, [`POST ${s.ep.url}/`, `POST ${s.ep.url}/`]);
   } finally {
     await proxy.close();
   }
@@ -433,9 +431,9 @@ test("proxies: HTTP_PROXY is used for ECR and STS calls (Node's proxyEnv agents)
 test("proxies: lower-case http_proxy works too, and NO_PROXY bypasses the proxy", async () => {
   const proxy = await startProxy();
   try {
-    ok(await run(request(`${PRIVATE}/a`), ep.env({ http_proxy: proxy.url })));
+    ok(await run(request(`${PRIVATE}/a`), s.ep.env({ http_proxy: proxy.url })));
     assert.is(proxy.seen.length, 1);
-    ok(await run(request(`${PRIVATE}/a`), ep.env({ HTTP_PROXY: proxy.url, NO_PROXY: "127.0.0.1" })));
+    ok(await run(request(`${PRIVATE}/a`), s.ep.env({ HTTP_PROXY: proxy.url, NO_PROXY: "127.0.0.1" })));
     assert.is(proxy.seen.length, 1, "NO_PROXY host went direct");
   } finally {
     await proxy.close();
@@ -445,7 +443,7 @@ test("proxies: lower-case http_proxy works too, and NO_PROXY bypasses the proxy"
 test("proxies: HTTPS_PROXY tunnels https calls with CONNECT (TLS end to end to the endpoint)", async () => {
   const proxy = await startProxy();
   const tlsEp = await startAwsEndpoint(defaultBehaviour(), { tls: true });
-  const ca = join(tmp, "loopback-ca.pem");
+  const ca = join(s.tmp, "loopback-ca.pem");
   writeFileSync(ca, LOOPBACK_CERT);
   try {
     const r = await run(request(`${PRIVATE}/a`), tlsEp.env({ HTTPS_PROXY: proxy.url, NODE_EXTRA_CA_CERTS: ca }));
@@ -463,13 +461,13 @@ test("proxies: HTTPS_PROXY tunnels https calls with CONNECT (TLS end to end to t
 });
 
 test("proxies: a dead proxy fails within the deadline with the SDK's reason, not a hang", async () => {
-  const r = await run(request(`${PRIVATE}/a`), ep.env({ HTTP_PROXY: "http://127.0.0.1:9" }), ["--timeout=10s"]);
+  const r = await run(request(`${PRIVATE}/a`), s.ep.env({ HTTP_PROXY: "http://127.0.0.1:9" }), ["--timeout=10s"]);
   failed(r, /ECR GetAuthorizationToken in us-west-2 failed: .*(ECONNREFUSED|connect)/);
 });
 
 test("secrets: an SDK error that echoes keys, session token or the pod's token is redacted on stderr", async () => {
   const echo = `bad request: key ${NODE_SECRET_KEY} token ${SA_TOKEN} session role-session-token-do-not-print-555`;
-  ep.behaviour = {
+  s.ep.behaviour = {
     ...defaultBehaviour(),
     ecr: { kind: "error", status: 400, type: "InvalidParameterException", message: echo },
   };
@@ -478,7 +476,7 @@ test("secrets: an SDK error that echoes keys, session token or the pod's token i
       serviceAccountToken: SA_TOKEN,
       serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": POOL_ROLE },
     }),
-    ep.env(),
+    s.ep.env(),
   );
   failed(r, "HTTP 400 InvalidParameterException: bad request: key [REDACTED] token [REDACTED] session [REDACTED]", [
     SA_TOKEN,
@@ -490,14 +488,14 @@ test("secrets: an SDK error that echoes keys, session token or the pod's token i
 test("secrets: an ECR error echoing the cached token as ECR issues it, base64('AWS:' + password), is redacted in the stale-cache warning", async () => {
   const dir = freshDir();
   const args = ["get-credentials", `--cache-dir=${dir}`];
-  ok(await run(request(`${PRIVATE}/a`), ep.env(), args));
+  ok(await run(request(`${PRIVATE}/a`), s.ep.env(), args));
   age(dir, 5 * 3600_000, 7 * 3600_000);
   const token = Buffer.from("AWS:ecr-password-0123456789").toString("base64");
-  ep.behaviour = {
+  s.ep.behaviour = {
     ...defaultBehaviour(),
     ecr: { kind: "error", status: 400, type: "ExpiredTokenException", message: `token ${token} has expired` },
   };
-  const r = await run(request(`${PRIVATE}/a`), ep.env(), args);
+  const r = await run(request(`${PRIVATE}/a`), s.ep.env(), args);
   const res = ok(r);
   assert.is(res.auth?.[PRIVATE]?.password, "ecr-password-0123456789", "the stale token is served");
   assert.match(r.stderr, "HTTP 400 ExpiredTokenException: token [REDACTED] has expired");
@@ -505,7 +503,7 @@ test("secrets: an ECR error echoing the cached token as ECR issues it, base64('A
 });
 
 test("secrets: an STS error echoing the web identity token is redacted", async () => {
-  ep.behaviour = {
+  s.ep.behaviour = {
     ...defaultBehaviour(),
     sts: { kind: "error", status: 400, code: "InvalidIdentityToken", message: `token ${SA_TOKEN} is not valid` },
   };
@@ -514,7 +512,7 @@ test("secrets: an STS error echoing the web identity token is redacted", async (
       serviceAccountToken: SA_TOKEN,
       serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": POOL_ROLE },
     }),
-    ep.env(),
+    s.ep.env(),
   );
   failed(
     r,

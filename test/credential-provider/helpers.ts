@@ -1,9 +1,17 @@
 // Shared by the black-box suites: requests, exec, and the assertions every answer must pass.
+import { suite, type Test } from "uvu";
 import * as assert from "uvu/assert";
-import { decodeResponseStrict } from "../../shared/kubelet/codec.ts";
 import type { ApiVersion, CredentialProviderResponse } from "../../shared/kubelet/types.ts";
-import { type AwsEndpoint, type Call, DEFAULT_SECRETS } from "../helpers/aws-endpoint.ts";
+import {
+  type AwsEndpoint,
+  type Call,
+  DEFAULT_SECRETS,
+  defaultBehaviour,
+  startAwsEndpoint,
+} from "../helpers/aws-endpoint.ts";
 import { CREDENTIAL_PROVIDER, execBinary, type ExecResult } from "../helpers/exec.ts";
+import { kubeletAnswer } from "../helpers/kubelet-credentials.ts";
+import { removeDir, tempDir } from "../helpers/temp.ts";
 
 export const V1: ApiVersion = "credentialprovider.kubelet.k8s.io/v1";
 export const V1BETA1: ApiVersion = "credentialprovider.kubelet.k8s.io/v1beta1";
@@ -11,6 +19,28 @@ export const V1ALPHA1: ApiVersion = "credentialprovider.kubelet.k8s.io/v1alpha1"
 export const PRIVATE = "123456789012.dkr.ecr.us-west-2.amazonaws.com";
 export const SA_TOKEN =
   "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDphcHAifQ.c2lnbmF0dXJlLXNlY3JldA";
+
+/** A black-box suite with the local AWS stand-in (`ep`, reset to the default behaviour before
+ * each test) and a scratch directory (`tmp`), both set up before the first test and removed after
+ * the last. */
+export type EndpointSuite = { test: Test; ep: AwsEndpoint; tmp: string };
+
+export function endpointSuite(name: string): EndpointSuite {
+  const test = suite(name);
+  const s = { test } as EndpointSuite;
+  test.before(async () => {
+    s.ep = await startAwsEndpoint();
+    s.tmp = tempDir("credential-provider");
+  });
+  test.before.each(() => {
+    s.ep.behaviour = defaultBehaviour();
+  });
+  test.after(async () => {
+    await s.ep.close();
+    removeDir(s.tmp);
+  });
+  return s;
+}
 
 export function request(image: string, extra: Record<string, unknown> = {}, apiVersion: string = V1): string {
   return JSON.stringify({ kind: "CredentialProviderRequest", apiVersion, image, ...extra });
@@ -29,11 +59,10 @@ export function run(
 /** Success: exit 0, one strict-decodable response in the request's apiVersion. */
 export function ok(r: ExecResult, apiVersion: ApiVersion = V1): CredentialProviderResponse {
   assert.is(r.code, 0, `exit ${r.code}, stderr: ${r.stderr}`);
-  const d = decodeResponseStrict(r.stdout, apiVersion);
-  if (!d.ok) assert.unreachable(d.error);
+  const res = kubeletAnswer(r, apiVersion);
   assert.ok(r.stdout.endsWith("}\n"), "one JSON document and a newline");
   noSecrets(r);
-  return (d as { ok: true; value: CredentialProviderResponse }).value;
+  return res;
 }
 
 /** Failure the kubelet's way: exit 1, nothing on stdout, one line on stderr naming the problem, no secret. */

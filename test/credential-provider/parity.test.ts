@@ -2,29 +2,24 @@
 // main_test.go), numbered by the behaviour they pin down, against the local ECR/ECR Public/STS
 // endpoint that checks each call's SigV4 credential scope.
 import { ANCHOR_NON_MATCHES } from "../helpers/ecr-hosts.ts";
-import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { parseGoDuration } from "../../shared/kubelet/duration.ts";
+import { defaultBehaviour, NODE_ACCESS_KEY, type Call } from "../helpers/aws-endpoint.ts";
 import {
-  defaultBehaviour,
-  NODE_ACCESS_KEY,
-  startAwsEndpoint,
-  type AwsEndpoint,
-  type Call,
-} from "../helpers/aws-endpoint.ts";
-import { callsOf, failed, noSecrets, ok, PRIVATE, request, run, SA_TOKEN, withCalls } from "./helpers.ts";
+  callsOf,
+  failed,
+  noSecrets,
+  ok,
+  PRIVATE,
+  request,
+  run,
+  SA_TOKEN,
+  withCalls,
+  endpointSuite,
+} from "./helpers.ts";
 
-const test = suite("credential-provider: anchor parity");
-let ep: AwsEndpoint;
-test.before(async () => {
-  ep = await startAwsEndpoint();
-});
-test.before.each(() => {
-  ep.behaviour = defaultBehaviour();
-});
-test.after(async () => {
-  await ep.close();
-});
+const s = endpointSuite("credential-provider: anchor parity");
+const { test } = s;
 
 const SECONDS = 10n ** 9n;
 
@@ -48,7 +43,9 @@ function cacheSeconds(cacheDuration: string | undefined): number {
 }
 
 test("1. private ECR host: Registry key = host, user and password from the token, signed for ecr in the host's region", async () => {
-  const { result: res, calls } = await withCalls(ep, async () => ok(await run(request(`${PRIVATE}/foobar`), ep.env())));
+  const { result: res, calls } = await withCalls(s.ep, async () =>
+    ok(await run(request(`${PRIVATE}/foobar`), s.ep.env())),
+  );
   const exitedAt = Date.now();
   const { cacheDuration, ...rest } = res;
   assert.equal(rest, {
@@ -66,17 +63,17 @@ test("1. private ECR host: Registry key = host, user and password from the token
 });
 
 test("token split on the first colon only", async () => {
-  ep.behaviour = {
+  s.ep.behaviour = {
     ...defaultBehaviour(),
     ecr: { kind: "token", username: "AWS", password: "pa:ss:word", expiresIn: 3600 },
   };
-  const res = ok(await run(request(`${PRIVATE}/x`), ep.env()));
+  const res = ok(await run(request(`${PRIVATE}/x`), s.ep.env()));
   assert.equal(res.auth?.[PRIVATE], { username: "AWS", password: "pa:ss:word" });
 });
 
 test("2. a private host whose path looks like ECR Public stays private", async () => {
-  const calls = await callsOf(ep, async () => {
-    const res = ok(await run(request(`${PRIVATE}/public.ecr.aws/foo:latest`), ep.env()));
+  const calls = await callsOf(s.ep, async () => {
+    const res = ok(await run(request(`${PRIVATE}/public.ecr.aws/foo:latest`), s.ep.env()));
     assert.equal(Object.keys(res.auth ?? {}), [PRIVATE]);
   });
   assert.equal(
@@ -86,8 +83,8 @@ test("2. a private host whose path looks like ECR Public stays private", async (
 });
 
 test("3. non-ECR host: ECR still called in the default region (AWS_REGION), key = that host, warning on stderr", async () => {
-  const { result: r, calls } = await withCalls(ep, () =>
-    run(request("registry.k8s.io/foo"), ep.env({ AWS_REGION: "eu-central-1" })),
+  const { result: r, calls } = await withCalls(s.ep, () =>
+    run(request("registry.k8s.io/foo"), s.ep.env({ AWS_REGION: "eu-central-1" })),
   );
   const res = ok(r);
   assert.equal(Object.keys(res.auth ?? {}), ["registry.k8s.io"]);
@@ -99,8 +96,8 @@ test("3. non-ECR host: ECR still called in the default region (AWS_REGION), key 
 });
 
 test("3b. AWS_DEFAULT_REGION is honoured like the Go anchor (the JS SDK alone ignores it)", async () => {
-  const calls = await callsOf(ep, async () => {
-    ok(await run(request("registry.k8s.io/foo"), ep.env({ AWS_DEFAULT_REGION: "ap-southeast-2" })));
+  const calls = await callsOf(s.ep, async () => {
+    ok(await run(request("registry.k8s.io/foo"), s.ep.env({ AWS_DEFAULT_REGION: "ap-southeast-2" })));
   });
   assert.equal(
     calls.map((c) => c.scope?.region),
@@ -109,8 +106,8 @@ test("3b. AWS_DEFAULT_REGION is honoured like the Go anchor (the JS SDK alone ig
 });
 
 test("3c. AWS_REGION wins over AWS_DEFAULT_REGION", async () => {
-  const calls = await callsOf(ep, async () => {
-    ok(await run(request("quay.io/foo"), ep.env({ AWS_DEFAULT_REGION: "ap-southeast-2", AWS_REGION: "sa-east-1" })));
+  const calls = await callsOf(s.ep, async () => {
+    ok(await run(request("quay.io/foo"), s.ep.env({ AWS_DEFAULT_REGION: "ap-southeast-2", AWS_REGION: "sa-east-1" })));
   });
   assert.equal(
     calls.map((c) => c.scope?.region),
@@ -120,7 +117,7 @@ test("3c. AWS_REGION wins over AWS_DEFAULT_REGION", async () => {
 
 test("3d. non-ECR host with no region anywhere: the SDK's error, one line, exit 1", async () => {
   failed(
-    await run(request("quay.io/foo"), ep.env()),
+    await run(request("quay.io/foo"), s.ep.env()),
     /ECR GetAuthorizationToken in the default region failed: .*[Rr]egion.*\(warning: quay.io is not an ECR registry host/,
   );
 });
@@ -137,13 +134,13 @@ const outputs: [string, string, string][] = [
 ];
 for (const [name, body, message] of outputs) {
   test(`4. ECR output ${name}`, async () => {
-    ep.behaviour = { ...defaultBehaviour(), ecr: { kind: "raw", status: 200, body } };
-    failed(await run(request(`${PRIVATE}/x`), ep.env()), message);
+    s.ep.behaviour = { ...defaultBehaviour(), ecr: { kind: "raw", status: 200, body } };
+    failed(await run(request(`${PRIVATE}/x`), s.ep.env()), message);
   });
 }
 
 test("4. ECR API error passed through (name and message), exit 1", async () => {
-  ep.behaviour = {
+  s.ep.behaviour = {
     ...defaultBehaviour(),
     ecr: {
       kind: "error",
@@ -153,20 +150,20 @@ test("4. ECR API error passed through (name and message), exit 1", async () => {
     },
   };
   failed(
-    await run(request(`${PRIVATE}/x`), ep.env()),
+    await run(request(`${PRIVATE}/x`), s.ep.env()),
     "ECR GetAuthorizationToken in us-west-2 failed: HTTP 400 AccessDeniedException: User is not authorized to perform ecr:GetAuthorizationToken",
   );
 });
 
 const ROLE = "arn:aws:iam::123456789012:role/ecr-pull";
 test("5. SA token + role annotation: STS AssumeRoleWithWebIdentity (session ecr-credential-provider), ECR signed with the role's keys", async () => {
-  const { result: r, calls } = await withCalls(ep, () =>
+  const { result: r, calls } = await withCalls(s.ep, () =>
     run(
       request(`${PRIVATE}/x`, {
         serviceAccountToken: SA_TOKEN,
         serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": ROLE },
       }),
-      ep.env(),
+      s.ep.env(),
     ),
   );
   ok(r);
@@ -188,10 +185,10 @@ test("5. SA token + role annotation: STS AssumeRoleWithWebIdentity (session ecr-
 });
 
 test("5. SA token works without node credentials at all (web identity needs none)", async () => {
-  const env = ep.env();
+  const env = s.ep.env();
   delete (env as Record<string, string | undefined>).AWS_ACCESS_KEY_ID;
   delete (env as Record<string, string | undefined>).AWS_SECRET_ACCESS_KEY;
-  const calls = await callsOf(ep, async () => {
+  const calls = await callsOf(s.ep, async () => {
     ok(
       await run(
         request(`${PRIVATE}/x`, {
@@ -209,8 +206,8 @@ test("5. SA token works without node credentials at all (web identity needs none
 });
 
 test("5. SA token without annotation: AWS_ECR_ROLE_ARN is the role", async () => {
-  const calls = await callsOf(ep, async () => {
-    ok(await run(request(`${PRIVATE}/x`, { serviceAccountToken: SA_TOKEN }), ep.env({ AWS_ECR_ROLE_ARN: ROLE })));
+  const calls = await callsOf(s.ep, async () => {
+    ok(await run(request(`${PRIVATE}/x`, { serviceAccountToken: SA_TOKEN }), s.ep.env({ AWS_ECR_ROLE_ARN: ROLE })));
   });
   assert.equal(
     calls.map((c) => [c.api, c.form.RoleArn]),
@@ -222,8 +219,8 @@ test("5. SA token without annotation: AWS_ECR_ROLE_ARN is the role", async () =>
 });
 
 test("5. SA token without annotation or AWS_ECR_ROLE_ARN: node credentials, no STS", async () => {
-  const calls = await callsOf(ep, async () => {
-    ok(await run(request(`${PRIVATE}/x`, { serviceAccountToken: SA_TOKEN }), ep.env()));
+  const calls = await callsOf(s.ep, async () => {
+    ok(await run(request(`${PRIVATE}/x`, { serviceAccountToken: SA_TOKEN }), s.ep.env()));
   });
   assert.equal(
     calls.map((c) => [c.api, c.scope?.accessKeyId]),
@@ -232,7 +229,7 @@ test("5. SA token without annotation or AWS_ECR_ROLE_ARN: node credentials, no S
 });
 
 test("5. STS error: 'failed to assume role: …', no ECR call, no token on stderr", async () => {
-  ep.behaviour = {
+  s.ep.behaviour = {
     ...defaultBehaviour(),
     sts: {
       kind: "error",
@@ -241,13 +238,13 @@ test("5. STS error: 'failed to assume role: …', no ECR call, no token on stder
       message: "Not authorized to perform sts:AssumeRoleWithWebIdentity",
     },
   };
-  const { result: r, calls } = await withCalls(ep, () =>
+  const { result: r, calls } = await withCalls(s.ep, () =>
     run(
       request(`${PRIVATE}/x`, {
         serviceAccountToken: SA_TOKEN,
         serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": ROLE },
       }),
-      ep.env(),
+      s.ep.env(),
     ),
   );
   failed(
@@ -263,8 +260,8 @@ test("5. STS error: 'failed to assume role: …', no ECR call, no token on stder
 
 for (const host of ["public.ecr.aws", "ecr-public.aws.com"]) {
   test(`6. ${host}: ECR Public GetAuthorizationToken signed for ecr-public in us-east-1, whatever AWS_REGION says`, async () => {
-    const { result: res, calls } = await withCalls(ep, async () =>
-      ok(await run(request(`${host}/nginx/nginx`), ep.env({ AWS_REGION: "eu-west-1" }))),
+    const { result: res, calls } = await withCalls(s.ep, async () =>
+      ok(await run(request(`${host}/nginx/nginx`), s.ep.env({ AWS_REGION: "eu-west-1" }))),
     );
     assert.equal(res.auth, { [host]: { username: "AWS", password: "public-ecr-password-0123456789" } });
     assert.equal(
@@ -275,10 +272,10 @@ for (const host of ["public.ecr.aws", "ecr-public.aws.com"]) {
 }
 
 test("6. ECR Public output without a token: anchor's error", async () => {
-  ep.behaviour = { ...defaultBehaviour(), ecrPublic: { kind: "raw", status: 200, body: '{"authorizationData":{}}' } };
-  failed(await run(request("public.ecr.aws/x"), ep.env()), "authorization token in response was nil");
-  ep.behaviour = { ...defaultBehaviour(), ecrPublic: { kind: "raw", status: 200, body: "{}" } };
-  failed(await run(request("public.ecr.aws/x"), ep.env()), "authorization data was empty");
+  s.ep.behaviour = { ...defaultBehaviour(), ecrPublic: { kind: "raw", status: 200, body: '{"authorizationData":{}}' } };
+  failed(await run(request("public.ecr.aws/x"), s.ep.env()), "authorization token in response was nil");
+  s.ep.behaviour = { ...defaultBehaviour(), ecrPublic: { kind: "raw", status: 200, body: "{}" } };
+  failed(await run(request("public.ecr.aws/x"), s.ep.env()), "authorization data was empty");
 });
 
 const grid: [string, string][] = [
@@ -297,8 +294,8 @@ const grid: [string, string][] = [
 ];
 for (const [host, region] of grid) {
   test(`7. region on the wire: ${host} -> ${region}`, async () => {
-    const calls = await callsOf(ep, async () => {
-      const res = ok(await run(request(`${host}/app`), ep.env({ AWS_REGION: "ap-south-1" })));
+    const calls = await callsOf(s.ep, async () => {
+      const res = ok(await run(request(`${host}/app`), s.ep.env({ AWS_REGION: "ap-south-1" })));
       assert.equal(Object.keys(res.auth ?? {}), [host]);
     });
     assert.equal(
@@ -311,11 +308,11 @@ for (const [host, region] of grid) {
 const nonMatches = ANCHOR_NON_MATCHES;
 test('8. regex non-matches go to the default region ("!" parses as a host character, as in Go)', async () => {
   for (const host of nonMatches) {
-    const before = ep.calls.length;
-    const r = await run(request(`${host}/app`), ep.env({ AWS_REGION: "ap-south-1" }));
+    const before = s.ep.calls.length;
+    const r = await run(request(`${host}/app`), s.ep.env({ AWS_REGION: "ap-south-1" }));
     ok(r);
     assert.equal(
-      ep.calls.slice(before).map((c) => c.scope?.region),
+      s.ep.calls.slice(before).map((c) => c.scope?.region),
       ["ap-south-1"],
       host,
     );
@@ -324,12 +321,12 @@ test('8. regex non-matches go to the default region ("!" parses as a host charac
 });
 
 test("9. cacheDuration: token without expiresAt -> 0s", async () => {
-  ep.behaviour = { ...defaultBehaviour(), ecr: { kind: "token", password: "p", expiresIn: null } };
-  assert.is(ok(await run(request(`${PRIVATE}/x`), ep.env())).cacheDuration, "0s");
+  s.ep.behaviour = { ...defaultBehaviour(), ecr: { kind: "token", password: "p", expiresIn: null } };
+  assert.is(ok(await run(request(`${PRIVATE}/x`), s.ep.env())).cacheDuration, "0s");
 });
 
 test("9. cacheDuration: token valid 12h -> the anchor's half of the remaining life in whole seconds, Go duration text", async () => {
-  const { result: res, calls } = await withCalls(ep, async () => ok(await run(request(`${PRIVATE}/x`), ep.env())));
+  const { result: res, calls } = await withCalls(s.ep, async () => ok(await run(request(`${PRIVATE}/x`), s.ep.env())));
   const allowed = await anchorCacheSeconds(calls[0], Date.now());
   assert.ok(
     allowed.includes(cacheSeconds(res.cacheDuration)),
@@ -350,12 +347,12 @@ test("10. wrong kind or wrong apiVersion: error, empty stdout", async () => {
         apiVersion: "credentialprovider.kubelet.k8s.io/v1",
         image: "x",
       }),
-      ep.env(),
+      s.ep.env(),
     ),
     'kind was "CredentialProviderResponse", expected CredentialProviderRequest',
   );
   failed(
-    await run(request("x", {}, "credentialprovider.kubelet.k8s.io/v1beta2"), ep.env()),
+    await run(request("x", {}, "credentialprovider.kubelet.k8s.io/v1beta2"), s.ep.env()),
     "group version credentialprovider.kubelet.k8s.io/v1beta2 is not supported",
   );
 });

@@ -1,22 +1,15 @@
 // The kubelet API on the wire (k8s.io/kubelet pkg/apis/credentialprovider): every
 // apiVersion answered in kind, strict-decodable responses, and bad input refused the kubelet's way.
-import { suite } from "uvu";
-import * as assert from "uvu/assert";
-import { startAwsEndpoint, type AwsEndpoint } from "../helpers/aws-endpoint.ts";
-import { failed, ok, PRIVATE, request, run, SA_TOKEN, V1, V1ALPHA1, V1BETA1 } from "./helpers.ts";
 
-const test = suite("credential-provider: protocol");
-let ep: AwsEndpoint;
-test.before(async () => {
-  ep = await startAwsEndpoint();
-});
-test.after(async () => {
-  await ep.close();
-});
+import * as assert from "uvu/assert";
+import { failed, ok, PRIVATE, request, run, SA_TOKEN, V1, V1ALPHA1, V1BETA1, endpointSuite } from "./helpers.ts";
+
+const s = endpointSuite("credential-provider: protocol");
+const { test } = s;
 
 for (const v of [V1, V1BETA1, V1ALPHA1]) {
   test(`${v}: response carries the request's apiVersion and only the kubelet's fields`, async () => {
-    const r = await run(request(`${PRIVATE}/app`, {}, v), ep.env());
+    const r = await run(request(`${PRIVATE}/app`, {}, v), s.ep.env());
     const res = ok(r, v);
     assert.is(res.apiVersion, v);
     assert.equal(Object.keys(JSON.parse(r.stdout) as object).sort(), [
@@ -35,7 +28,7 @@ for (const v of [V1, V1BETA1, V1ALPHA1]) {
 
 test("v1beta1 and v1alpha1 have no service-account fields: a token there is ignored (no STS call)", async () => {
   for (const v of [V1BETA1, V1ALPHA1]) {
-    const before = ep.calls.length;
+    const before = s.ep.calls.length;
     const r = await run(
       request(
         `${PRIVATE}/app`,
@@ -45,10 +38,10 @@ test("v1beta1 and v1alpha1 have no service-account fields: a token there is igno
         },
         v,
       ),
-      ep.env(),
+      s.ep.env(),
     );
     ok(r, v);
-    const calls = ep.calls.slice(before);
+    const calls = s.ep.calls.slice(before);
     assert.equal(
       calls.map((c) => c.api),
       ["ecr"],
@@ -58,13 +51,13 @@ test("v1beta1 and v1alpha1 have no service-account fields: a token there is igno
 });
 
 test("unknown request fields are ignored like the anchor's universal decoder (forward compatible)", async () => {
-  const r = await run(request(`${PRIVATE}/app`, { futureField: { x: 1 } }), ep.env());
+  const r = await run(request(`${PRIVATE}/app`, { futureField: { x: 1 } }), s.ep.env());
   ok(r);
 });
 
 test("positional args and no args are both the protocol path (configs pass get-credentials)", async () => {
-  ok(await run(request(`${PRIVATE}/app`), ep.env(), []));
-  ok(await run(request(`${PRIVATE}/app`), ep.env(), ["get-credentials", "--some-future-flag"]));
+  ok(await run(request(`${PRIVATE}/app`), s.ep.env(), []));
+  ok(await run(request(`${PRIVATE}/app`), s.ep.env(), ["get-credentials", "--some-future-flag"]));
 });
 
 const bad: [string, string | Buffer, string | RegExp][] = [
@@ -108,19 +101,19 @@ const bad: [string, string | Buffer, string | RegExp][] = [
 ];
 for (const [name, stdin, message] of bad) {
   test(`bad input: ${name} -> exit 1, nothing on stdout, one line on stderr`, async () => {
-    const before = ep.calls.length;
-    const r = await run(stdin, ep.env());
+    const before = s.ep.calls.length;
+    const r = await run(stdin, s.ep.env());
     failed(r, message);
-    assert.is(ep.calls.length, before, "no network call for bad input");
+    assert.is(s.ep.calls.length, before, "no network call for bad input");
   });
 }
 
 test("wrong kind and wrong apiVersion together: apiVersion is checked first (anchor order)", async () => {
-  failed(await run(JSON.stringify({ kind: "Foo", apiVersion: "v9" }), ep.env()), "group version v9 is not supported");
+  failed(await run(JSON.stringify({ kind: "Foo", apiVersion: "v9" }), s.ep.env()), "group version v9 is not supported");
 });
 
 test("NODE_OPTIONS from the kubelet's environment does not reach the binary", async () => {
-  const r = await run(request(`${PRIVATE}/app`), ep.env({ NODE_OPTIONS: "--require /nonexistent/hook.js" }));
+  const r = await run(request(`${PRIVATE}/app`), s.ep.env({ NODE_OPTIONS: "--require /nonexistent/hook.js" }));
   ok(r);
 });
 
