@@ -18,9 +18,11 @@ const UNKNOWN_CODES = new Set(["Unknown", "UnknownError"]);
 /** Texts of JSON.parse and the SDK's XML parser: V8's JSON messages quote the input they failed on. */
 const PARSER_TEXT = /\bJSON\b|XML parse|\$response|Deserialization error/;
 
+/** One line of at most MAX_MESSAGE_LENGTH characters. A cut never leaves part of a word: a secret
+ * the peer echoed (a token, a key) is removed whole by the stderr sink, but not a prefix of one. */
 function clip(text: string): string {
   const line = text.replace(/\s+/g, " ").trim();
-  return line.length > MAX_MESSAGE_LENGTH ? `${line.slice(0, MAX_MESSAGE_LENGTH)}…` : line;
+  return line.length > MAX_MESSAGE_LENGTH ? `${line.slice(0, MAX_MESSAGE_LENGTH + 1).replace(/\S*$/, "")}…` : line;
 }
 
 function httpStatus(e: JsonObject): number | undefined {
@@ -36,6 +38,11 @@ function contentType(e: JsonObject): string {
   const value = isJsonObject(headers) ? headers["content-type"] : undefined;
   const type = typeof value === "string" ? value.split(";")[0]?.trim().toLowerCase() : undefined;
   return type && /^[a-z0-9.+-]+\/[a-z0-9.+-]+$/.test(type) ? ` (${type})` : "";
+}
+
+/** Whether the failed call got any HTTP answer (else: a timeout, a refused or reset connection, DNS). */
+export function gotHttpAnswer(thrown: unknown): boolean {
+  return typeof thrown === "object" && thrown !== null && httpStatus(thrown as JsonObject) !== undefined;
 }
 
 /** One line about a failed SDK call, never quoting the response body: "HTTP 403 AccessDenied: …". */

@@ -6,16 +6,19 @@ export const ECR_PATTERN =
 
 /** The anchor's two ECR Public hosts; ecr-public's GetAuthorizationToken exists only in us-east-1. */
 export const ECR_PUBLIC_HOSTS: readonly string[] = ["public.ecr.aws", "ecr-public.aws.com"];
+/** The dual-stack one (IPv4 and IPv6): its token comes from the dual-stack API endpoint. */
+export const ECR_PUBLIC_DUAL_STACK_HOST = "ecr-public.aws.com";
 export const ECR_PUBLIC_REGION = "us-east-1";
 
 export type EcrRegistry =
   | { kind: "private"; host: string; accountId: string; region: string; fips: boolean; dualStack: boolean }
-  | { kind: "public"; host: string; region: typeof ECR_PUBLIC_REGION }
+  | { kind: "public"; host: string; region: typeof ECR_PUBLIC_REGION; dualStack: boolean }
   | { kind: "other"; host: string };
 
 export function classifyHost(hostname: string): EcrRegistry {
   const host = hostname.toLowerCase();
-  if (ECR_PUBLIC_HOSTS.includes(host)) return { kind: "public", host, region: ECR_PUBLIC_REGION };
+  if (ECR_PUBLIC_HOSTS.includes(host))
+    return { kind: "public", host, region: ECR_PUBLIC_REGION, dualStack: host === ECR_PUBLIC_DUAL_STACK_HOST };
   const m = ECR_PATTERN.exec(host);
   if (!m) return { kind: "other", host };
   const domain = m[4] as string;
@@ -36,16 +39,21 @@ export function classifyHost(hostname: string): EcrRegistry {
 export type Identity =
   | { mode: "node" }
   /** service-account token mode: STS AssumeRoleWithWebIdentity with the pod's token (the anchor) */
-  | { mode: "web-identity"; roleArn: string; token: string }
+  | { mode: "web-identity"; roleArn: string; token: string; sessionName: string }
   /** role map: STS AssumeRole with the node's credentials */
-  | { mode: "assume-role"; roleArn: string };
+  | { mode: "assume-role"; roleArn: string; sessionName: string };
 
 /** One network fetch: which API, where, as whom. */
 export type FetchPlan = {
   api: "ecr" | "ecr-public";
   /** undefined: the SDK's default (AWS_REGION or the profile) */
   region: string | undefined;
+  /** where STS is asked when the identity needs it: the registry's region; for ECR Public, the
+   * node's default region as in the anchor (it builds its STS client without one) */
+  stsRegion: string | undefined;
+  /** the FIPS API endpoints, for ECR and STS alike */
   fips: boolean;
+  /** the dual-stack (IPv4 and IPv6) API endpoints, for ECR, ECR Public and STS alike */
   dualStack: boolean;
   /** the ECR registry host asked for (after the mirror map) */
   host: string;

@@ -4,15 +4,19 @@
 import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
 import type { Env } from "./config.ts";
-import { type BodyFormat, describeAwsError } from "./aws-error.ts";
+import { type BodyFormat, describeAwsError, gotHttpAnswer } from "./aws-error.ts";
 import type { FetchPlan } from "./ecr-registry.ts";
 import type { SecretKeeper } from "./stderr.ts";
 import { tokenFromEcrOutput, tokenFromEcrPublicOutput, type TokenResult } from "./token.ts";
 
-/** Per attempt; the SDK retries (3 attempts) and the caller's deadline bounds the whole run. */
-export const CONNECT_TIMEOUT_MS = 3_000;
-export const REQUEST_TIMEOUT_MS = 8_000;
-export const SESSION_NAME = "ecr-credential-provider"; // the anchor's RoleSessionName
+/** Per attempt, DNS included; the SDK makes 3 attempts and the caller's deadline bounds the run.
+ * Short, so a black-holed endpoint costs seconds, not the kubelet's minute. */
+export const CONNECT_TIMEOUT_MS = 2_000;
+/** Per attempt, the longest silence on the connection: GetAuthorizationToken answers in well under
+ * a second; STS may first fetch the OIDC issuer's keys, so it gets longer. */
+export const ECR_REQUEST_TIMEOUT_MS = 4_000;
+export const STS_REQUEST_TIMEOUT_MS = 8_000;
+export const MAX_ATTEMPTS = 3;
 
 type StaticCredentials = { accessKeyId: string; secretAccessKey: string; sessionToken?: string; expiration?: Date };
 
@@ -26,21 +30,31 @@ function proxyEnv(env: Env): NodeJS.ProcessEnv {
   return out;
 }
 
-function requestHandler(env: Env) {
+function requestHandler(env: Env, requestTimeout: number) {
   const opts = { keepAlive: false, proxyEnv: proxyEnv(env) };
   return {
     httpAgent: new HttpAgent(opts),
     httpsAgent: new HttpsAgent(opts),
     connectionTimeout: CONNECT_TIMEOUT_MS,
-    requestTimeout: REQUEST_TIMEOUT_MS,
+    requestTimeout,
     throwOnRequestTimeout: true,
   };
 }
 
+type Service = "ECR" | "ECR_PUBLIC" | "STS";
+
 /** The SDK refuses FIPS or dual-stack together with a configured endpoint URL. */
-function endpointOverridden(env: Env, service: "ECR" | "ECR_PUBLIC" | "STS"): boolean {
+function endpointOverridden(env: Env, service: Service): boolean {
   if ((env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS ?? "").toLowerCase() === "true") return false;
   return Boolean(env[`AWS_ENDPOINT_URL_${service}`] || env.AWS_ENDPOINT_URL);
+}
+
+/** FIPS and dual-stack from the registry host, for every client of the plan. Only ever switched on,
+ * so the SDK's own AWS_USE_FIPS_ENDPOINT / AWS_USE_DUALSTACK_ENDPOINT still apply, except with an
+ * endpoint URL: that is where the call goes, and the SDK would refuse it next to either flag. */
+function endpointFlags(plan: FetchPlan, env: Env, service: Service) {
+  if (endpointOverridden(env, service)) return { useFipsEndpoint: false, useDualstackEndpoint: false };
+  return { ...(plan.fips ? { useFipsEndpoint: true } : {}), ...(plan.dualStack ? { useDualstackEndpoint: true } : {}) };
 }
 
 type Failure = { ok: false; error: string };
@@ -60,7 +74,7 @@ type CallSpec = {
   nodeCredentials: boolean;
 };
 
-type Called<Out> = { ok: true; out: Out; name: string; status: string } | Failure;
+type Called<Out> = { ok: true; out: Out; name: string; status: string } | (Failure & { unreachable?: boolean });
 
 /** "ECR GetAuthorizationToken in us-west-2", with the region the SDK resolved when the plan left it open. */
 async function callName(spec: CallSpec, client: SdkClient): Promise<string> {
@@ -96,7 +110,11 @@ async function call<Out extends { $metadata: { httpStatusCode?: number } }>(
     const status = out.$metadata.httpStatusCode;
     return { ok: true, out, name, status: status === undefined ? "no HTTP status" : `HTTP ${status}` };
   } catch (e) {
-    return { ok: false, error: `${name} failed: ${describeAwsError(e, spec.format)}` };
+    return {
+      ok: false,
+      error: `${name} failed: ${describeAwsError(e, spec.format)}`,
+      ...(gotHttpAnswer(e) ? {} : { unreachable: true }),
+    };
   }
 }
 
@@ -105,32 +123,32 @@ async function assumeRole(
   env: Env,
   signal: AbortSignal,
   keeper: SecretKeeper,
-): Promise<{ ok: true; credentials: StaticCredentials | undefined } | Failure> {
+): Promise<{ ok: true; credentials: StaticCredentials | undefined } | (Failure & { unreachable?: boolean })> {
   const id = plan.identity;
   if (id.mode === "node") return { ok: true, credentials: undefined };
   const { STSClient, AssumeRoleWithWebIdentityCommand, AssumeRoleCommand } = await import("@aws-sdk/client-sts");
-  const sts = new STSClient({ region: plan.region, requestHandler: requestHandler(env), maxAttempts: 3 });
+  const sts = new STSClient(stsClientConfig(plan, env));
   try {
-    const spec = { api: "STS", format: "XML", region: plan.region } as const;
+    const spec = { api: "STS", format: "XML", region: plan.stsRegion } as const;
     const r =
       id.mode === "web-identity"
         ? await call({ ...spec, operation: "AssumeRoleWithWebIdentity", nodeCredentials: false }, sts, () =>
             sts.send(
               new AssumeRoleWithWebIdentityCommand({
                 RoleArn: id.roleArn,
-                RoleSessionName: SESSION_NAME,
+                RoleSessionName: id.sessionName,
                 WebIdentityToken: id.token,
               }),
               { abortSignal: signal },
             ),
           )
         : await call({ ...spec, operation: "AssumeRole", nodeCredentials: true }, sts, () =>
-            sts.send(new AssumeRoleCommand({ RoleArn: id.roleArn, RoleSessionName: SESSION_NAME }), {
+            sts.send(new AssumeRoleCommand({ RoleArn: id.roleArn, RoleSessionName: id.sessionName }), {
               abortSignal: signal,
             }),
           );
     // The anchor's prefix (cmd/ecr-credential-provider/main.go: "failed to assume role: %w").
-    if (!r.ok) return { ok: false, error: `failed to assume role: ${r.error}` };
+    if (!r.ok) return { ...r, error: `failed to assume role: ${r.error}` };
     const c = r.out.Credentials;
     keeper.secret(c?.SecretAccessKey);
     keeper.secret(c?.SessionToken);
@@ -155,16 +173,23 @@ async function assumeRole(
 
 /** Client settings for the plan's API: region, FIPS/dual-stack from the registry host, timeouts, proxies. */
 export function clientConfig(plan: FetchPlan, env: Env, credentials?: StaticCredentials) {
-  const overridden = endpointOverridden(env, plan.api === "ecr" ? "ECR" : "ECR_PUBLIC");
   return {
     region: plan.region,
-    requestHandler: requestHandler(env),
-    maxAttempts: 3,
+    requestHandler: requestHandler(env, ECR_REQUEST_TIMEOUT_MS),
+    maxAttempts: MAX_ATTEMPTS,
     ...(credentials ? { credentials } : {}),
-    // Only ever switched on from the host, so AWS_USE_FIPS_ENDPOINT / AWS_USE_DUALSTACK_ENDPOINT still apply.
-    ...(overridden || plan.api !== "ecr"
-      ? {}
-      : { ...(plan.fips ? { useFipsEndpoint: true } : {}), ...(plan.dualStack ? { useDualstackEndpoint: true } : {}) }),
+    ...endpointFlags(plan, env, plan.api === "ecr" ? "ECR" : "ECR_PUBLIC"),
+  };
+}
+
+/** STS where the plan says, with the registry host's FIPS/dual-stack choice (an IPv6-only node
+ * needs the dual-stack STS as much as the dual-stack ECR). */
+export function stsClientConfig(plan: FetchPlan, env: Env) {
+  return {
+    region: plan.stsRegion,
+    requestHandler: requestHandler(env, STS_REQUEST_TIMEOUT_MS),
+    maxAttempts: MAX_ATTEMPTS,
+    ...endpointFlags(plan, env, "STS"),
   };
 }
 

@@ -2,13 +2,19 @@
 // reads a CredentialProviderResponse from stdout. A person running it gets the CLI (cli.ts,
 // loaded only then). The kubelet's path imports neither yargs nor the AWS SDK until a token has
 // to be fetched over the network.
+//
+// Which one is asking: the kubelet always writes its request to stdin and closes it
+// (pkg/credentialprovider/plugin/plugin.go: execPlugin.ExecPlugin), with whatever `args` its config
+// holds. So stdin decides, not the arguments: unless it is a terminal or the command is one only a
+// person gives (--version, --help, validate-config), stdin is read first, and a request there is
+// answered whatever the arguments say. Only with nothing on stdin do the arguments pick the CLI.
 import { fstatSync } from "node:fs";
 import { versionLine } from "../shared/build-info.ts";
 import { MAX_STDIN_BYTES, readStdin, writeStderr, writeStdout } from "../shared/io.ts";
 import { errorMessage } from "../shared/json.ts";
-import { decodeRequest, encodeResponse } from "../shared/kubelet/codec.ts";
-import { type Env, wantsCli } from "./config.ts";
-import { answer, PROGRAM } from "./pipeline.ts";
+import { encodeResponse } from "../shared/kubelet/codec.ts";
+import { type Env, isPersonCommand, wantsCli } from "./config.ts";
+import { answerText, PROGRAM } from "./pipeline.ts";
 import { type Stderr, stderrSink } from "./stderr.ts";
 
 /** isatty(0) without loading node:tty (which pulls in node:net, ~4 ms at every start): a
@@ -25,15 +31,8 @@ function stdinIsTerminal(): boolean {
   }
 }
 
-async function serve(argv: string[], env: Env, stderr: Stderr): Promise<number> {
-  const input = readStdin(MAX_STDIN_BYTES);
-  if (!input.ok) {
-    const why = input.reason === "too-large" ? `input is ${input.detail}` : input.detail;
-    return stderr.fail(`error reading the CredentialProviderRequest from stdin: ${why}`);
-  }
-  const req = decodeRequest(input.text);
-  if (!req.ok) return stderr.fail(req.error);
-  const outcome = await answer(argv, env, req.value, stderr);
+async function serve(argv: string[], env: Env, text: string, stderr: Stderr): Promise<number> {
+  const outcome = await answerText(argv, env, text, stderr);
   if (!outcome.ok) return stderr.fail(outcome.error);
   writeStdout(encodeResponse(outcome.response));
   // Warnings go out after the answer; on failure `fail` joins them to the error, so stderr stays one line.
@@ -50,11 +49,15 @@ async function main(): Promise<number> {
       writeStdout(`${versionLine(PROGRAM)}\n`);
       return 0;
     }
-    if (wantsCli(argv, stdinIsTerminal())) {
-      const { runCli } = await import("./cli.ts");
-      return await runCli(argv, process.env, stderr);
+    const cli = async () => (await import("./cli.ts")).runCli(argv, process.env, stderr);
+    if (isPersonCommand(argv) || stdinIsTerminal()) return await cli();
+    const input = readStdin(MAX_STDIN_BYTES);
+    if (!input.ok) {
+      const why = input.reason === "too-large" ? `input is ${input.detail}` : input.detail;
+      return stderr.fail(`error reading the CredentialProviderRequest from stdin: ${why}`);
     }
-    return await serve(argv, process.env, stderr);
+    if (input.text.trim() === "" && wantsCli(argv, false)) return await cli();
+    return await serve(argv, process.env, input.text, stderr);
   } catch (e) {
     return stderr.fail(`internal error: ${errorMessage(e)}`);
   }

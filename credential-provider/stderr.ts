@@ -19,6 +19,10 @@ export type Stderr = SecretKeeper & {
   flush(): void;
   /** Text for a person (the CLI's report and usage errors): secrets removed, its own lines kept. */
   print(text: string): void;
+  /** `text` with the secrets removed, on one line: for the log file and the remembered failures. */
+  scrub(text: string): string;
+  /** The warnings held so far, scrubbed. */
+  warnings(): string[];
 };
 
 /** Shorter values would redact ordinary words; no secret we handle is this short. */
@@ -41,8 +45,8 @@ export function encodings(secret: string): string[] {
 }
 
 // JWTs (service-account tokens, web-identity tokens) and secret-looking fields, in case a peer
-// echoes one we were never told about.
-const JWT = /eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*/g;
+// echoes one we were never told about; a JWT cut after its payload's start still goes.
+const JWT = /eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}(?:\.[A-Za-z0-9_-]*)?/g;
 const SECRET_FIELD =
   /((?:SecretAccessKey|SessionToken|authorizationToken|password|WebIdentityToken)(?:"?\s*[:=]\s*"?|>))[^"'<\s,&]+/gi;
 
@@ -83,6 +87,12 @@ export function stderrSink(program: string, write: (text: string) => void): Stde
     },
     print(text) {
       write(redact(text, forms));
+    },
+    scrub(text) {
+      return oneLine(redact(text, forms));
+    },
+    warnings() {
+      return warnings.map((w) => oneLine(redact(w, forms)));
     },
   };
 }

@@ -4,7 +4,9 @@
 import type { SecretKeeper } from "./stderr.ts";
 
 export type Token = { username: string; password: string /** epoch ms */; expiresAt: number | undefined };
-export type TokenResult = { ok: true; value: Token } | { ok: false; error: string };
+/** A failure is `unreachable` when no answer came at all (timeouts, refused or reset connections,
+ * DNS): the endpoint's trouble, not the identity's. */
+export type TokenResult = { ok: true; value: Token } | { ok: false; error: string; unreachable?: boolean };
 
 type AuthData = { authorizationToken?: string | undefined; expiresAt?: Date | undefined };
 

@@ -11,14 +11,15 @@ import {
 } from "../helpers/aws-endpoint.ts";
 import { CREDENTIAL_PROVIDER, execBinary, type ExecResult } from "../helpers/exec.ts";
 import { kubeletAnswer } from "../helpers/kubelet-credentials.ts";
+import { serviceAccountToken } from "../helpers/service-account-token.ts";
 import { removeDir, tempDir } from "../helpers/temp.ts";
 
 export const V1: ApiVersion = "credentialprovider.kubelet.k8s.io/v1";
 export const V1BETA1: ApiVersion = "credentialprovider.kubelet.k8s.io/v1beta1";
 export const V1ALPHA1: ApiVersion = "credentialprovider.kubelet.k8s.io/v1alpha1";
 export const PRIVATE = "123456789012.dkr.ecr.us-west-2.amazonaws.com";
-export const SA_TOKEN =
-  "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDphcHAifQ.c2lnbmF0dXJlLXNlY3JldA";
+/** The pod's token for service account default/app, as the API server mints it for the kubelet. */
+export const SA_TOKEN = serviceAccountToken({ namespace: "default", name: "app", uid: "5b1c3d9e-0000-4a6f-8c1e-app" });
 
 /** A black-box suite with the local AWS stand-in (`ep`, reset to the default behaviour before
  * each test) and a scratch directory (`tmp`), both set up before the first test and removed after

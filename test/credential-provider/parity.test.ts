@@ -156,7 +156,8 @@ test("4. ECR API error passed through (name and message), exit 1", async () => {
 });
 
 const ROLE = "arn:aws:iam::123456789012:role/ecr-pull";
-test("5. SA token + role annotation: STS AssumeRoleWithWebIdentity (session ecr-credential-provider), ECR signed with the role's keys", async () => {
+// Where the anchor names every session "ecr-credential-provider", ours name the workload.
+test("5. SA token + role annotation: STS AssumeRoleWithWebIdentity (session <namespace>.<serviceaccount>), ECR signed with the role's keys", async () => {
   const { result: r, calls } = await withCalls(s.ep, () =>
     run(
       request(`${PRIVATE}/x`, {
@@ -176,7 +177,7 @@ test("5. SA token + role annotation: STS AssumeRoleWithWebIdentity (session ecr-
     Action: "AssumeRoleWithWebIdentity",
     Version: "2011-06-15",
     RoleArn: ROLE,
-    RoleSessionName: "ecr-credential-provider",
+    RoleSessionName: "default.app",
     WebIdentityToken: SA_TOKEN,
   });
   assert.is(calls[1]?.scope?.accessKeyId, "ASIAROLE0000EXAMPLE");

@@ -60,6 +60,30 @@ test("positional args and no args are both the protocol path (configs pass get-c
   ok(await run(request(`${PRIVATE}/app`), s.ep.env(), ["get-credentials", "--some-future-flag"]));
 });
 
+// Whatever `args` a kubelet config carries, a request on stdin gets an answer: an unknown flag
+// with its value as a separate argument must not read as `get-credentials IMAGE` (the CLI).
+for (const args of [
+  ["get-credentials", "-v", "2"],
+  ["get-credentials", "--log-level", "debug"],
+  ["-v", "4", "get-credentials", "--cache-dir"],
+  ["get-credentials", "--help"],
+  ["get-credentials", "--version"],
+  ["get-credentials", "public.ecr.aws/nginx"],
+]) {
+  test(`kubelet args ${JSON.stringify(args)} with a request on stdin: the response, nothing else`, async () => {
+    const r = await run(request(`${PRIVATE}/app`), s.ep.env(), args);
+    ok(r);
+    assert.is(r.stderr, "");
+  });
+}
+
+test("a kubelet arg that fails a flag we know is one line on stderr, not the CLI's usage", async () => {
+  failed(
+    await run(request(`${PRIVATE}/app`), s.ep.env(), ["get-credentials", "--timeout", "soon"]),
+    'invalid timeout: time: invalid duration "soon"',
+  );
+});
+
 const bad: [string, string | Buffer, string | RegExp][] = [
   [
     "malformed JSON",

@@ -71,6 +71,19 @@ test("a long or multi-line message is cut to one line", () => {
   assert.ok(text.endsWith("…"));
 });
 
+test("the cut never leaves the start of a word: a long secret the peer echoed goes whole or not at all", () => {
+  const secret = "S".repeat(120);
+  const e = sdkError({
+    name: "ValidationException",
+    message: `${"padding ".repeat(30)}${secret} tail`,
+    $fault: "client",
+    $metadata: { httpStatusCode: 400 },
+  });
+  const text = describeAwsError(e, "JSON");
+  assert.ok(text.endsWith("padding …"), text);
+  assert.not.match(text, "SSSS");
+});
+
 test("no HTTP answer: the SDK's reason, with its name unless it is plain Error", () => {
   assert.is(
     describeAwsError(sdkError({ name: "TimeoutError", message: "Request did not complete within 8000 ms" })),

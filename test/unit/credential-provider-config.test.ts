@@ -67,14 +67,20 @@ test("role map: by host or by account ID; ARNs checked", () => {
     BERTH_ROLE_MAP:
       "123456789012=arn:aws:iam::123456789012:role/a, 210987654321.dkr.ecr.eu-west-1.amazonaws.com=arn:aws-cn:iam::210987654321:role/b",
   });
-  assert.is(
-    mappedRole(c, "123456789012.dkr.ecr.us-west-2.amazonaws.com", "123456789012"),
-    "arn:aws:iam::123456789012:role/a",
+  assert.equal(mappedRole(c, "123456789012.dkr.ecr.us-west-2.amazonaws.com", "123456789012"), {
+    roleArn: "arn:aws:iam::123456789012:role/a",
+    webIdentity: false,
+  });
+  assert.equal(mappedRole(c, "210987654321.dkr.ecr.eu-west-1.amazonaws.com", "210987654321"), {
+    roleArn: "arn:aws-cn:iam::210987654321:role/b",
+    webIdentity: false,
+  });
+  assert.equal(
+    mappedRole(load(["--role-map=123456789012=web-identity:arn:aws:iam::123456789012:role/w"]), "h", "123456789012"),
+    { roleArn: "arn:aws:iam::123456789012:role/w", webIdentity: true },
+    "web-identity: marks an entry that uses the pod's token",
   );
-  assert.is(
-    mappedRole(c, "210987654321.dkr.ecr.eu-west-1.amazonaws.com", "210987654321"),
-    "arn:aws-cn:iam::210987654321:role/b",
-  );
+  assert.match(err(["--role-map=x=web-identity:nope"]), '"nope" is not an IAM role ARN');
   assert.is(mappedRole(c, "210987654321.dkr.ecr.us-east-1.amazonaws.com", "210987654321"), undefined);
   assert.match(err(["--role-map=x=arn:aws:s3:::bucket"]), "is not an IAM role ARN");
 });

@@ -62,7 +62,7 @@ for (const [image, host] of cases) {
   });
 }
 
-test("with an endpoint override no FIPS/dual-stack flag is set (the SDK refuses the combination)", () => {
+test("with an endpoint override FIPS and dual-stack are off, even where AWS_USE_FIPS_ENDPOINT says on (the SDK refuses the combination)", () => {
   const cfg = loadConfig([], {});
   if (!cfg.ok) throw new Error(cfg.error);
   const p = planFor(
@@ -79,8 +79,8 @@ test("with an endpoint override no FIPS/dual-stack flag is set (the SDK refuses 
   assert.is(plain.useDualstackEndpoint, true);
   for (const env of [{ AWS_ENDPOINT_URL_ECR: "http://127.0.0.1:1" }, { AWS_ENDPOINT_URL: "http://127.0.0.1:1" }]) {
     const c = clientConfig(p.plan, env) as Record<string, unknown>;
-    assert.is(c.useFipsEndpoint, undefined);
-    assert.is(c.useDualstackEndpoint, undefined);
+    assert.is(c.useFipsEndpoint, false);
+    assert.is(c.useDualstackEndpoint, false);
   }
 });
 

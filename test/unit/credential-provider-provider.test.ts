@@ -7,7 +7,8 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { loadConfig, type Config } from "../../credential-provider/config.ts";
 import type { FetchPlan } from "../../credential-provider/ecr-registry.ts";
-import { getCredentials, identityKey, planFor, type Deps, type Outcome } from "../../credential-provider/provider.ts";
+import { cacheKeys, getCredentials, planFor, type Deps, type Outcome } from "../../credential-provider/provider.ts";
+import { serviceAccountToken } from "../helpers/service-account-token.ts";
 import { stderrSink } from "../../credential-provider/stderr.ts";
 import type { CredentialProviderRequest } from "../../shared/kubelet/types.ts";
 
@@ -61,7 +62,7 @@ function success(o: Outcome): Extract<Outcome, { ok: true }> {
   return o as Extract<Outcome, { ok: true }>;
 }
 
-test("identity: annotation > role map > AWS_ECR_ROLE_ARN with a token; role map alone without one", () => {
+test("identity: annotation > role map (AssumeRole, its meaning without a token) > AWS_ECR_ROLE_ARN with a token", () => {
   const c = config(["--role-map", `${HOST}=arn:aws:iam::123456789012:role/map`], {
     AWS_ECR_ROLE_ARN: "arn:aws:iam::123456789012:role/env",
   });
@@ -70,20 +71,23 @@ test("identity: annotation > role map > AWS_ECR_ROLE_ARN with a token; role map 
     mode: "web-identity",
     roleArn: "arn:aws:iam::123456789012:role/ann",
     token: "t",
+    sessionName: "ecr-credential-provider",
   });
   assert.equal(plan(req(`${HOST}/a`, { serviceAccountToken: "t" }), c).identity, {
-    mode: "web-identity",
+    mode: "assume-role",
     roleArn: "arn:aws:iam::123456789012:role/map",
-    token: "t",
+    sessionName: "ecr-credential-provider",
   });
   assert.equal(plan(req("123456789012.dkr.ecr.eu-west-1.amazonaws.com/a", { serviceAccountToken: "t" }), c).identity, {
     mode: "web-identity",
     roleArn: "arn:aws:iam::123456789012:role/env",
     token: "t",
+    sessionName: "ecr-credential-provider",
   });
   assert.equal(plan(req(`${HOST}/a`), c).identity, {
     mode: "assume-role",
     roleArn: "arn:aws:iam::123456789012:role/map",
+    sessionName: "ecr-credential-provider",
   });
   assert.equal(plan(req("123456789012.dkr.ecr.eu-west-1.amazonaws.com/a"), c).identity, { mode: "node" });
   assert.equal(
@@ -93,18 +97,25 @@ test("identity: annotation > role map > AWS_ECR_ROLE_ARN with a token; role map 
   );
 });
 
-test("cache identity: same for every repository of a registry, different per token, per node key, per region", () => {
+test("cache key: same for every repository of a registry and every token of a service account; different per service account, node key, region", () => {
   const c = config();
-  const k = (r: CredentialProviderRequest, cc: Config = c) => identityKey(plan(r, cc), cc);
+  const k = (r: CredentialProviderRequest, cc: Config = c) => cacheKeys(plan(r, cc), cc)?.token;
   assert.is(k(req(`${HOST}/a`)), k(req(`${HOST}/b/c`)));
   const ann = { "eks.amazonaws.com/ecr-role-arn": "arn:aws:iam::123456789012:role/r" };
-  assert.is.not(
-    k(req(`${HOST}/a`, { serviceAccountToken: "t1", serviceAccountAnnotations: ann })),
-    k(req(`${HOST}/a`, { serviceAccountToken: "t2", serviceAccountAnnotations: ann })),
+  const sa = { namespace: "team-a", name: "app", uid: "0b7e5f3c-1" };
+  const asSa = (claims: typeof sa) =>
+    req(`${HOST}/a`, { serviceAccountToken: serviceAccountToken(claims), serviceAccountAnnotations: ann });
+  assert.is(k(asSa(sa)), k(asSa(sa)), "a new token of the same service account");
+  assert.is.not(k(asSa(sa)), k(asSa({ ...sa, uid: "0b7e5f3c-2" })), "the account deleted and made again");
+  assert.is.not(k(asSa(sa)), k(asSa({ ...sa, namespace: "team-b" })));
+  assert.is(
+    k(req(`${HOST}/a`, { serviceAccountToken: "not-a-jwt", serviceAccountAnnotations: ann })),
+    undefined,
+    "a token naming no service account is not cached",
   );
   assert.is.not(k(req(`${HOST}/a`)), k(req(`${HOST}/a`), config([], { AWS_ACCESS_KEY_ID: "AKIDX" })));
   assert.is.not(k(req("quay.io/a")), k(req("quay.io/a"), config([], { AWS_REGION: "eu-west-1" })));
-  assert.match(k(req(`${HOST}/a`)), /^[0-9a-f]{40}$/, "a hash: the file name holds no token");
+  assert.match(k(req(`${HOST}/a`)) ?? "", /^[0-9a-f]{40}$/, "a hash: the file name holds no token");
 });
 
 test("cache: fetched once, reused until half-life, refreshed after", async () => {
@@ -143,7 +154,7 @@ test("stale fallback only while the token has life left; cacheDuration capped at
   assert.match(f.written.join(""), "serving a cached token");
   now.t += 4 * 3600_000 - 60_000;
   const gone = await getCredentials(req(`${HOST}/a`), c, f.deps);
-  assert.equal(gone, { ok: false, error: "ThrottlingException: Rate exceeded" });
+  assert.equal([gone.ok, gone.ok ? "" : gone.error], [false, "ThrottlingException: Rate exceeded"]);
 });
 
 test("deadline: a fetch that never settles ends with the timeout message; the signal is aborted", async () => {
@@ -157,11 +168,13 @@ test("deadline: a fetch that never settles ends with the timeout message; the si
     stderr: stderrSink("test", () => {}),
   };
   const out = await getCredentials(req(`${HOST}/a`), config(["--timeout=50ms"]), deps);
-  assert.equal(out, {
-    ok: false,
-    error:
+  assert.equal(
+    [out.ok, out.ok ? "" : out.error],
+    [
+      false,
       "timed out after 50ms waiting for ECR (region us-west-2); check network access, proxy settings (HTTPS_PROXY, NO_PROXY) and the credential source",
-  });
+    ],
+  );
   assert.ok(aborted);
 });
 

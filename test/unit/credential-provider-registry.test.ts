@@ -37,8 +37,17 @@ test("regex non-matches (anchor's list)", () => {
 });
 
 test("ECR Public hosts", () => {
-  assert.equal(classifyHost("public.ecr.aws"), { kind: "public", host: "public.ecr.aws", region: "us-east-1" });
-  assert.equal(classifyHost("ecr-public.aws.com"), { kind: "public", host: "ecr-public.aws.com", region: "us-east-1" });
+  assert.equal(classifyHost("public.ecr.aws"), {
+    kind: "public",
+    host: "public.ecr.aws",
+    region: "us-east-1",
+    dualStack: false,
+  });
+  assert.equal(
+    classifyHost("ecr-public.aws.com"),
+    { kind: "public", host: "ecr-public.aws.com", region: "us-east-1", dualStack: true },
+    "the dual-stack ECR Public host",
+  );
   assert.is(classifyHost("public.ecr.aws.evil.com").kind, "other");
 });
 

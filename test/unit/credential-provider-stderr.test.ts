@@ -90,7 +90,12 @@ test("cache files: 0600 whatever the umask, atomic, unreadable entries ignored",
   try {
     const key = cacheKey({ a: "b" });
     assert.is(
-      writeCache(join(dir, "sub"), key, { registry: "r", username: "AWS", password: "pw", expiresAt: 2, fetchedAt: 1 }),
+      writeCache(
+        join(dir, "sub"),
+        key,
+        { registry: "r", username: "AWS", password: "pw", expiresAt: 2, fetchedAt: 1 },
+        { maxEntries: 10, now: 1 },
+      ),
       undefined,
     );
     const file = join(dir, "sub", `${key}.json`);
