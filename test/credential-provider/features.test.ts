@@ -1,7 +1,7 @@
 // Beyond the anchor (cloud-provider-aws ecr-credential-provider): disk cache with half-life reuse
 // and stale fallback, mirror map, role map, proxies from the environment, the run's deadline, and
 // secrets kept off stderr.
-import { readdirSync, readFileSync, statSync, writeFileSync, chmodSync } from "node:fs";
+import { readdirSync, readFileSync, statSync, writeFileSync, chmodSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
 import { parseGoDuration } from "../../shared/kubelet/duration.ts";
@@ -129,6 +129,8 @@ function age(dir: string, validFor: number, fetchedAgo: number): void {
   entry.fetchedAt = Date.now() - fetchedAgo;
   entry.expiresAt = Date.now() + validFor;
   writeFileSync(f, JSON.stringify(entry));
+  // The cache dates each file by the end of its use (cache.ts), as it would have written it.
+  utimesSync(f, (entry.expiresAt as number) / 1000, (entry.expiresAt as number) / 1000);
 }
 
 test("cache: past half-life it refreshes from ECR", async () => {
