@@ -3,23 +3,25 @@
 // `validate-config FILE|DIR [--image IMAGE]` (the kubelet's rules and matchImages globbing).
 import { readFileSync } from "node:fs";
 import yargs from "yargs";
-import { parseDocument } from "yaml";
 import { versionLine } from "../shared/build-info.ts";
 import { writeStdout } from "../shared/io.ts";
 import { decodeResponseStrict } from "../shared/kubelet/codec.ts";
 import { API_VERSIONS, GROUP, type ApiVersion, type CredentialProviderRequest } from "../shared/kubelet/types.ts";
-import { loadConfig, type Env } from "./config.ts";
-import { matchProviders, validateConfig, type ParseDoc } from "./kubelet-config.ts";
+import type { Config, Env } from "./config.ts";
+import {
+  KUBELET_VERSIONS,
+  kubeletRules,
+  matchProviders,
+  NEWEST_KUBELET,
+  TOKEN_GATE,
+  validateConfig,
+  type Provider,
+} from "./kubelet-config.ts";
+import { parseConfigYaml } from "./config-yaml.ts";
 import { answer, PROGRAM } from "./pipeline.ts";
+import { checkEntry, OWN_NAMES } from "./provider-entry.ts";
 import { planFor, ROLE_ANNOTATION } from "./provider.ts";
 import { oneLine, type Stderr } from "./stderr.ts";
-
-const parseYaml: ParseDoc = (text) => {
-  // uniqueKeys: the kubelet's strict decoder rejects duplicate fields too.
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
-  if (doc.errors.length > 0) return { ok: false, error: doc.errors.map((e) => e.message.split("\n")[0]).join("; ") };
-  return { ok: true, value: doc.toJS() as unknown };
-};
 
 function mask(secret: string): string {
   return `<redacted: ${secret.length} characters>`;
@@ -66,37 +68,83 @@ async function getCredentialsCommand(argv: string[], env: Env, a: GetCredentials
   return check.ok ? 0 : 1;
 }
 
-function validateConfigCommand(argv: string[], env: Env, file: string, image: string | undefined): number {
-  const report = validateConfig(file, parseYaml);
-  for (const e of report.errors) writeStdout(`error: ${e}\n`);
-  if (report.errors.length === 0)
-    writeStdout(
-      `${file}: valid CredentialProviderConfig (${report.providers.length} provider${report.providers.length === 1 ? "" : "s"})\n`,
+type ValidateArgs = {
+  file: string;
+  image: string | undefined;
+  kubeletVersion: string | undefined;
+  featureGates: string | undefined;
+  providers: string[];
+};
+
+/** What the provider would do for IMAGE with the entry's own args and env. */
+function explain(p: Provider, config: Config, image: string): string[] {
+  const out: string[] = [];
+  const label = `provider ${JSON.stringify(p.name)}`;
+  const planned = planFor({ kind: "CredentialProviderRequest", apiVersion: `${GROUP}/v1`, image }, config);
+  if (!planned.ok) return [`  ${label}: ${planned.error}`];
+  const plan = planned.plan;
+  const id = plan.identity;
+  const as =
+    id.mode === "node"
+      ? "with the node's credentials"
+      : `as ${id.roleArn} (STS AssumeRole with the node's credentials)`;
+  out.push(
+    `  ${label} would ask ${plan.api === "ecr" ? "ECR" : "ECR Public"} in ${plan.region ?? "the default region"}${plan.fips ? " (FIPS endpoint)" : ""}${plan.dualStack ? " (dual-stack endpoint)" : ""} for ${plan.host}, ${as}; auth key ${planned.registry}`,
+  );
+  if (planned.warning) out.push(`  ${planned.warning}`);
+  if (p.tokenAttributes) {
+    const mapped = config.roleMap.get(plan.host);
+    out.push(
+      `  with a service-account token: the role in ${config.roleAnnotations.join(", then ")} (empty: the node's credentials)` +
+        `${mapped ? `, else the role map's ${mapped.webIdentity ? "web-identity" : "AssumeRole"} ${mapped.roleArn}` : ""}` +
+        `${config.ecrRoleArn ? `, else AWS_ECR_ROLE_ARN ${config.ecrRoleArn}` : ""}, else ${config.tokenMode === "fail-closed" ? "an error (--token-mode=fail-closed)" : "the node's credentials"}`,
     );
-  if (image !== undefined) {
-    const matches = matchProviders(report.providers, image);
-    const matchedAny = matches.some((m) => m.matchedBy.length > 0);
+  }
+  return out;
+}
+
+function validateConfigCommand(a: ValidateArgs): number {
+  const rules = kubeletRules(a.kubeletVersion, a.featureGates);
+  if (!rules.ok) {
+    writeStdout(`error: ${rules.error}\n`);
+    return 1;
+  }
+  const report = validateConfig(a.file, parseConfigYaml, rules.value);
+  const errors = [...report.errors];
+  const warnings: string[] = [];
+  const own = new Set([...OWN_NAMES, ...a.providers]);
+  const configs = new Map<Provider, Config>();
+  for (const p of report.providers) {
+    if (!own.has(p.name)) continue;
+    const c = checkEntry(p);
+    errors.push(...c.errors);
+    warnings.push(...c.warnings);
+    if (c.config) configs.set(p, c.config);
+  }
+  for (const e of errors) writeStdout(`error: ${e}\n`);
+  for (const w of warnings) writeStdout(`warning: ${w}\n`);
+  const gate = `${TOKEN_GATE} ${rules.value.tokenGate ? "on" : "off"}`;
+  if (errors.length === 0)
+    writeStdout(
+      `${a.file}: valid CredentialProviderConfig (${report.providers.length} provider${report.providers.length === 1 ? "" : "s"}) for kubelet ${rules.value.version} (${gate})\n`,
+    );
+  else writeStdout(`${a.file}: kubelet ${rules.value.version} (${gate}) would not start with this config\n`);
+  if (a.image !== undefined) {
+    const matches = matchProviders(report.providers, a.image);
     for (const m of matches) {
       const label = `provider ${JSON.stringify(m.provider.name)}`;
       if (m.matchedBy.length > 0)
-        writeStdout(`${label} matches ${image} by ${m.matchedBy.map((g) => JSON.stringify(g)).join(", ")}\n`);
-      else writeStdout(`${label} does not match ${image}\n`);
+        writeStdout(`${label} matches ${a.image} by ${m.matchedBy.map((g) => JSON.stringify(g)).join(", ")}\n`);
+      else writeStdout(`${label} does not match ${a.image}\n`);
       for (const pr of m.problems) writeStdout(`  warning: bad matchImages pattern ${pr}\n`);
+      const config = configs.get(m.provider);
+      if (m.matchedBy.length > 0 && config)
+        for (const line of explain(m.provider, config, a.image)) writeStdout(`${line}\n`);
     }
-    if (!matchedAny) writeStdout(`no provider matches ${image}: the kubelet pulls it without provider credentials\n`);
-    const config = loadConfig(argv, env);
-    if (config.ok) {
-      const planned = planFor({ kind: "CredentialProviderRequest", apiVersion: `${GROUP}/v1`, image }, config.value);
-      if (planned.ok) {
-        const p = planned.plan;
-        writeStdout(
-          `${PROGRAM} would ask ${p.api === "ecr" ? "ECR" : "ECR Public"} in ${p.region ?? "the default region"}${p.fips ? " (FIPS endpoint)" : ""}${p.dualStack ? " (dual-stack endpoint)" : ""} for ${p.host}, auth key ${planned.registry}\n`,
-        );
-        if (planned.warning) writeStdout(`${planned.warning}\n`);
-      } else writeStdout(`${PROGRAM}: ${planned.error}\n`);
-    }
+    if (!matches.some((m) => m.matchedBy.length > 0))
+      writeStdout(`no provider matches ${a.image}: the kubelet pulls it without provider credentials\n`);
   }
-  return report.errors.length === 0 ? 0 : 1;
+  return errors.length === 0 ? 0 : 1;
 }
 
 export async function runCli(argv: string[], env: Env, stderr: Stderr): Promise<number> {
@@ -150,9 +198,34 @@ export async function runCli(argv: string[], env: Env, stderr: Stderr): Promise<
       (y) =>
         y
           .positional("file", { type: "string", demandOption: true })
-          .option("image", { type: "string", describe: "also say which providers' matchImages match this image" }),
+          .option("image", {
+            type: "string",
+            describe:
+              "also say which providers match this image, and what ours would ask with the entry's args and env",
+          })
+          .option("kubelet-version", {
+            type: "string",
+            default: NEWEST_KUBELET,
+            describe: `the kubelet release whose rules apply: ${KUBELET_VERSIONS.join(", ")}`,
+          })
+          .option("feature-gates", {
+            type: "string",
+            describe: `as the kubelet's flag, e.g. ${TOKEN_GATE}=true (default: the release's: off in 1.33, on from 1.34)`,
+          })
+          .option("provider", {
+            type: "string",
+            array: true,
+            describe: `a provider name that runs this binary, beside ${OWN_NAMES.join(" and ")}: its args and env are checked too`,
+          }),
       (a) => {
-        action = () => validateConfigCommand(argv, env, String(a.file), a.image);
+        action = () =>
+          validateConfigCommand({
+            file: String(a.file),
+            image: a.image,
+            kubeletVersion: a["kubelet-version"],
+            featureGates: a["feature-gates"],
+            providers: (a.provider ?? []).map(String),
+          });
       },
     )
     .option("cache-dir", { type: "string", describe: "token cache directory (env BERTH_CACHE_DIR); off when unset" })
@@ -164,11 +237,36 @@ export async function runCli(argv: string[], env: Env, stderr: Stderr): Promise<
     .option("role-map", {
       type: "string",
       array: true,
-      describe: "ECR_REGISTRY_OR_ACCOUNT=ROLE_ARN, repeatable (env BERTH_ROLE_MAP)",
+      describe:
+        "ECR_REGISTRY_OR_ACCOUNT=ROLE_ARN (AssumeRole with the node's credentials) or =web-identity:ROLE_ARN (with the pod's token), repeatable (env BERTH_ROLE_MAP)",
     })
     .option("timeout", {
       type: "string",
       describe: "deadline for the whole run, Go duration, at most 55s (env BERTH_TIMEOUT; default 30s)",
+    })
+    .option("cache-max-entries", {
+      type: "string",
+      describe: "entries kept in the cache directory, oldest dropped first (env BERTH_CACHE_MAX_ENTRIES; default 1000)",
+    })
+    .option("failure-memory", {
+      type: "string",
+      describe:
+        "with --cache-dir, how long a failed fetch is remembered, Go duration, 0s off (env BERTH_FAILURE_MEMORY; default 1m)",
+    })
+    .option("role-annotation", {
+      type: "string",
+      array: true,
+      describe: `service-account annotation holding the role ARN, repeatable, in order (env BERTH_ROLE_ANNOTATIONS; default ${ROLE_ANNOTATION})`,
+    })
+    .option("token-mode", {
+      type: "string",
+      describe:
+        "a pod token and no role: node-fallback (the node's credentials) or fail-closed (an error) (env BERTH_TOKEN_MODE)",
+    })
+    .option("log-file", { type: "string", describe: "append one JSON line per request to FILE (env BERTH_LOG_FILE)" })
+    .option("log-file-max-bytes", {
+      type: "string",
+      describe: "rotate the log file to FILE.1 at this size (env BERTH_LOG_FILE_MAX_BYTES; default 10485760)",
     })
     .demandCommand(1, "name a command, or pipe a CredentialProviderRequest on stdin")
     .strict()

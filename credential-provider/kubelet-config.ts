@@ -1,21 +1,70 @@
-// `validate-config`: a kubelet CredentialProviderConfig (kubelet.config.k8s.io) checked with the
-// kubelet's rules (pkg/kubelet/apis/config/validation: validateCredentialProviderConfig), and which
-// providers' matchImages would match an image (the same glob rules the kubelet applies).
-// A file, or (k8s 1.34+) a directory whose files are merged in lexicographic order.
+// `validate-config`: a kubelet CredentialProviderConfig (kubelet.config.k8s.io) checked the way a
+// given kubelet release reads it, and which providers' matchImages would match an image.
+//
+// What the kubelet does, release 1.33 to 1.35 (k8s.io/kubernetes pkg/credentialprovider/plugin):
+// - reading (config.go: readCredentialProviderConfigFile in 1.33, one file;
+//   readCredentialProviderConfig from 1.34, a file or a directory whose *.json, *.yaml and *.yml
+//   files are decoded in lexicographic order and merged, a provider name repeated across files
+//   being an error, a directory without such files too);
+// - decoding (config.go: decode, with plugin.go's codecs = serializer.NewCodecFactory(scheme,
+//   serializer.EnableStrict)): YAML 1.1 as go-yaml v2 reads it, then strict JSON: a field the
+//   apiVersion's Go type lacks, a repeated field or a value of the wrong type stops the kubelet;
+//   the kind must be CredentialProviderConfig in group kubelet.config.k8s.io, version v1, v1beta1
+//   or v1alpha1 (plugin.go: init adds the three to the scheme). The field sets are the types'
+//   (k8s.io/kubelet config/v1, v1beta1, v1alpha1 types.go): tokenAttributes exists only in v1,
+//   and its cacheType only from 1.34;
+// - validating (config.go: validateCredentialProviderConfig and
+//   validateServiceAccountAnnotationKeys), with the KubeletServiceAccountTokenForCredentialProviders
+//   gate (pkg/features/kube_features.go: alpha, off, in 1.33; beta, on, from 1.34);
+// - registering (plugin.go: RegisterCredentialProviderPlugins): each name is a file in the bin
+//   directory, so an empty name (the directory itself) cannot start.
 import { readdirSync, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { extname, join } from "node:path";
 import { errorMessage, isJsonObject, type JsonObject } from "../shared/json.ts";
 import { parseGoDuration } from "../shared/kubelet/duration.ts";
 import { parseSchemelessURL, urlsMatch } from "../shared/kubelet/match.ts";
 import { API_VERSIONS } from "../shared/kubelet/types.ts";
 
 export const CONFIG_KIND = "CredentialProviderConfig";
-export const CONFIG_API_VERSIONS = [
-  "kubelet.config.k8s.io/v1",
-  "kubelet.config.k8s.io/v1beta1",
-  "kubelet.config.k8s.io/v1alpha1",
-];
+export const CONFIG_GROUP = "kubelet.config.k8s.io";
+export const CONFIG_API_VERSIONS = [`${CONFIG_GROUP}/v1`, `${CONFIG_GROUP}/v1beta1`, `${CONFIG_GROUP}/v1alpha1`];
 const CONFIG_EXTENSIONS = [".json", ".yaml", ".yml"];
+
+export const KUBELET_VERSIONS = ["1.33", "1.34", "1.35"] as const;
+export type KubeletVersion = (typeof KUBELET_VERSIONS)[number];
+export const NEWEST_KUBELET: KubeletVersion = "1.35";
+export const TOKEN_GATE = "KubeletServiceAccountTokenForCredentialProviders";
+
+/** The release whose rules apply, and the service-account token gate as that kubelet runs. */
+export type KubeletRules = { version: KubeletVersion; tokenGate: boolean };
+
+const atLeast134 = (v: KubeletVersion) => v !== "1.33";
+
+/** `--kubelet-version` and `--feature-gates` (the kubelet's own syntax, `Gate=true,Other=false`). */
+export function kubeletRules(
+  version: string | undefined,
+  featureGates: string | undefined,
+): { ok: true; value: KubeletRules } | { ok: false; error: string } {
+  const v = (version ?? NEWEST_KUBELET).replace(/^v/, "");
+  if (!(KUBELET_VERSIONS as readonly string[]).includes(v))
+    return { ok: false, error: `unknown --kubelet-version ${version}; expected ${KUBELET_VERSIONS.join(", ")}` };
+  const rules: KubeletRules = { version: v as KubeletVersion, tokenGate: atLeast134(v as KubeletVersion) };
+  for (const item of (featureGates ?? "").split(",").filter((s) => s.trim() !== "")) {
+    const m = /^\s*([A-Za-z0-9]+)=(true|false)\s*$/i.exec(item);
+    if (!m)
+      return { ok: false, error: `invalid --feature-gates entry ${JSON.stringify(item)}: expected Gate=true|false` };
+    if (m[1] === TOKEN_GATE) rules.tokenGate = (m[2] as string).toLowerCase() === "true";
+  }
+  return { ok: true, value: rules };
+}
+
+export type TokenAttributes = {
+  audience: string;
+  cacheType: string | undefined;
+  requireServiceAccount: boolean | undefined;
+  required: string[];
+  optional: string[];
+};
 
 export type Provider = {
   /** file the entry came from, for messages */
@@ -27,147 +76,254 @@ export type Provider = {
   defaultCacheDuration: string | undefined;
   args: string[];
   env: { name: string; value: string }[];
-  hasTokenAttributes: boolean;
+  tokenAttributes: TokenAttributes | undefined;
 };
 
 export type ConfigReport = { providers: Provider[]; errors: string[] };
 
-const PROVIDER_FIELDS = ["name", "matchImages", "defaultCacheDuration", "apiVersion", "args", "env", "tokenAttributes"];
-const TOKEN_FIELDS = [
-  "serviceAccountTokenAudience",
-  "cacheType",
-  "requireServiceAccount",
-  "requiredServiceAccountAnnotationKeys",
-  "optionalServiceAccountAnnotationKeys",
-];
-
-// k8s IsQualifiedName: [prefix/]name, name <= 63 chars, prefix a DNS subdomain.
-const QUALIFIED_NAME =
-  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
-function isQualifiedName(k: string): boolean {
-  if (!QUALIFIED_NAME.test(k)) return false;
-  const slash = k.indexOf("/");
-  const name = slash >= 0 ? k.slice(slash + 1) : k;
-  const prefix = slash >= 0 ? k.slice(0, slash) : "";
-  return name.length <= 63 && prefix.length <= 253;
+/** The Go struct fields of each config apiVersion (k8s.io/kubelet config/<version>/types.go). */
+function fieldSets(configApiVersion: string, rules: KubeletRules) {
+  const v1 = configApiVersion === `${CONFIG_GROUP}/v1`;
+  return {
+    config: ["kind", "apiVersion", "providers"],
+    provider: [
+      "name",
+      "matchImages",
+      "defaultCacheDuration",
+      "apiVersion",
+      "args",
+      "env",
+      ...(v1 ? ["tokenAttributes"] : []),
+    ],
+    tokenAttributes: [
+      "serviceAccountTokenAudience",
+      ...(atLeast134(rules.version) ? ["cacheType"] : []),
+      "requireServiceAccount",
+      "requiredServiceAccountAnnotationKeys",
+      "optionalServiceAccountAnnotationKeys",
+    ],
+    env: ["name", "value"],
+  };
 }
 
-function unknownFields(o: JsonObject, allowed: string[], path: string, errors: string[]): void {
-  for (const k of Object.keys(o))
-    if (!allowed.includes(k)) errors.push(`${path}: unknown field ${JSON.stringify(k)} (the kubelet decodes strictly)`);
+/** What a field is missing from, so the message says why the kubelet refuses it. */
+function unknownFieldReason(field: string, where: "provider" | "tokenAttributes", configApiVersion: string): string {
+  if (where === "provider" && field === "tokenAttributes")
+    return `${configApiVersion} CredentialProvider has no tokenAttributes; only ${CONFIG_GROUP}/v1 does`;
+  if (where === "tokenAttributes" && field === "cacheType")
+    return "kubelet 1.33 has no tokenAttributes.cacheType; it arrived in 1.34 (leave it out for 1.33)";
+  return "the kubelet decodes strictly";
 }
 
-function stringList(v: unknown, path: string, errors: string[]): string[] {
+// apimachinery IsQualifiedName: an optional DNS-1123 subdomain prefix (at most 253 characters)
+// and "/", then a name of at most 63 characters: alphanumerics, '-', '_' and '.' inside.
+const QUALIFIED_NAME_PART = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+export function qualifiedNameErrors(k: string): string[] {
+  const parts = k.split("/");
+  let name = k;
+  const errors: string[] = [];
+  if (parts.length === 2) {
+    const prefix = parts[0] as string;
+    name = parts[1] as string;
+    if (prefix === "") errors.push("prefix part must be non-empty");
+    else if (prefix.length > 253 || !DNS1123_SUBDOMAIN.test(prefix))
+      errors.push("prefix part must be a lowercase RFC 1123 subdomain of at most 253 characters");
+  } else if (parts.length > 2) {
+    return ["a qualified name must consist of an optional prefix, a '/' and a name"];
+  }
+  if (name === "") errors.push("name part must be non-empty");
+  else {
+    if (name.length > 63) errors.push("name part must be no more than 63 characters");
+    if (!QUALIFIED_NAME_PART.test(name))
+      errors.push(
+        "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
+      );
+  }
+  return errors;
+}
+
+type Ctx = { errors: string[]; configApiVersion: string; rules: KubeletRules; fields: ReturnType<typeof fieldSets> };
+
+const goType = (v: unknown): string =>
+  v === null ? "null" : Array.isArray(v) ? "array" : typeof v === "object" ? "object" : typeof v;
+
+function unknownFields(
+  o: JsonObject,
+  allowed: string[],
+  path: string,
+  where: "config" | "provider" | "tokenAttributes" | "env",
+  ctx: Ctx,
+): void {
+  for (const k of Object.keys(o)) {
+    if (allowed.includes(k)) continue;
+    const why =
+      where === "provider" || where === "tokenAttributes"
+        ? unknownFieldReason(k, where, ctx.configApiVersion)
+        : "the kubelet decodes strictly";
+    ctx.errors.push(`${path}: unknown field ${JSON.stringify(k)} (${why})`);
+  }
+}
+
+/** A Go string field: null reads as "" (encoding/json), anything else but a string is a decode error. */
+function str(v: unknown, path: string, ctx: Ctx): string {
+  if (v === undefined || v === null) return "";
+  if (typeof v === "string") return v;
+  ctx.errors.push(`${path}: cannot decode a JSON ${goType(v)} into a string`);
+  return "";
+}
+
+function stringList(v: unknown, path: string, ctx: Ctx): string[] {
   if (v === undefined || v === null) return [];
-  if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
-    errors.push(`${path}: must be a list of strings`);
+  if (!Array.isArray(v)) {
+    ctx.errors.push(`${path}: cannot decode a JSON ${goType(v)} into a list of strings`);
     return [];
   }
-  return v as string[];
+  return v.map((x, i) => str(x, `${path}[${i}]`, ctx));
 }
 
-function validateTokenAttributes(t: unknown, apiVersion: string, path: string, errors: string[]): void {
-  if (!isJsonObject(t)) return void errors.push(`${path}: must be an object`);
-  unknownFields(t, TOKEN_FIELDS, path, errors);
-  if (apiVersion !== "credentialprovider.kubelet.k8s.io/v1") {
-    errors.push(
+function tokenAttributesOf(
+  t: unknown,
+  provider: { apiVersion: string },
+  path: string,
+  ctx: Ctx,
+): TokenAttributes | undefined {
+  if (t === undefined || t === null) return undefined;
+  if (!isJsonObject(t)) {
+    ctx.errors.push(`${path}: cannot decode a JSON ${goType(t)} into ServiceAccountTokenAttributes`);
+    return undefined;
+  }
+  unknownFields(t, ctx.fields.tokenAttributes, path, "tokenAttributes", ctx);
+  let requireServiceAccount: boolean | undefined;
+  if (t.requireServiceAccount !== undefined && t.requireServiceAccount !== null) {
+    if (typeof t.requireServiceAccount === "boolean") requireServiceAccount = t.requireServiceAccount;
+    else
+      ctx.errors.push(
+        `${path}.requireServiceAccount: cannot decode a JSON ${goType(t.requireServiceAccount)} into a bool`,
+      );
+  }
+  const attrs: TokenAttributes = {
+    audience: str(t.serviceAccountTokenAudience, `${path}.serviceAccountTokenAudience`, ctx),
+    cacheType: ctx.fields.tokenAttributes.includes("cacheType")
+      ? str(t.cacheType, `${path}.cacheType`, ctx)
+      : undefined,
+    requireServiceAccount,
+    required: stringList(t.requiredServiceAccountAnnotationKeys, `${path}.requiredServiceAccountAnnotationKeys`, ctx),
+    optional: stringList(t.optionalServiceAccountAnnotationKeys, `${path}.optionalServiceAccountAnnotationKeys`, ctx),
+  };
+  const e = ctx.errors;
+  if (!ctx.rules.tokenGate)
+    e.push(
+      `${path}: Forbidden: tokenAttributes is not supported when ${TOKEN_GATE} feature gate is disabled (kubelet ${ctx.rules.version}${ctx.rules.version === "1.33" ? ": alpha, enable it with --feature-gates" : ""})`,
+    );
+  // Only "is it empty": a blank audience passes the kubelet.
+  if (attrs.audience.length === 0) e.push(`${path}.serviceAccountTokenAudience: Required value`);
+  if (attrs.requireServiceAccount === undefined) e.push(`${path}.requireServiceAccount: Required value`);
+  if (provider.apiVersion !== "credentialprovider.kubelet.k8s.io/v1")
+    e.push(
       `${path}: Forbidden: tokenAttributes is only supported for credentialprovider.kubelet.k8s.io/v1 API version`,
     );
-  }
-  if (typeof t.serviceAccountTokenAudience !== "string" || t.serviceAccountTokenAudience.trim() === "") {
-    errors.push(`${path}.serviceAccountTokenAudience: Required value`);
-  }
-  if (typeof t.requireServiceAccount !== "boolean") errors.push(`${path}.requireServiceAccount: Required value`);
-  if (t.cacheType === undefined || t.cacheType === "") errors.push(`${path}.cacheType: Required value`);
-  else if (t.cacheType !== "Token" && t.cacheType !== "ServiceAccount") {
-    errors.push(
-      `${path}.cacheType: Unsupported value: ${JSON.stringify(t.cacheType)}: supported values: "ServiceAccount", "Token"`,
+  if (attrs.requireServiceAccount === false && attrs.required.length > 0)
+    e.push(
+      `${path}.requiredServiceAccountAnnotationKeys: Forbidden: requireServiceAccount cannot be false when requiredServiceAccountAnnotationKeys is set`,
     );
-  }
-  const required = stringList(
-    t.requiredServiceAccountAnnotationKeys,
-    `${path}.requiredServiceAccountAnnotationKeys`,
-    errors,
-  );
-  const optional = stringList(
-    t.optionalServiceAccountAnnotationKeys,
-    `${path}.optionalServiceAccountAnnotationKeys`,
-    errors,
-  );
-  if (required.length > 0 && t.requireServiceAccount === false) {
-    errors.push(
-      `${path}.requiredServiceAccountAnnotationKeys: Forbidden: requireServiceAccount must be true when requiredServiceAccountAnnotationKeys is set`,
-    );
-  }
   for (const [list, name] of [
-    [required, "requiredServiceAccountAnnotationKeys"],
-    [optional, "optionalServiceAccountAnnotationKeys"],
+    [attrs.required, "requiredServiceAccountAnnotationKeys"],
+    [attrs.optional, "optionalServiceAccountAnnotationKeys"],
   ] as const) {
     const seen = new Set<string>();
-    list.forEach((k, i) => {
-      if (!isQualifiedName(k))
-        errors.push(`${path}.${name}[${i}]: Invalid value: ${JSON.stringify(k)}: must be a qualified name`);
-      if (seen.has(k)) errors.push(`${path}.${name}[${i}]: Duplicate value: ${JSON.stringify(k)}`);
+    for (const k of list) {
+      // "The rule is QualifiedName except that case doesn't matter": lower-cased first.
+      for (const msg of qualifiedNameErrors(k.toLowerCase()))
+        e.push(`${path}.${name}: Invalid value: ${JSON.stringify(k)}: ${msg}`);
+      if (seen.has(k)) e.push(`${path}.${name}: Duplicate value: ${JSON.stringify(k)}`);
       seen.add(k);
-    });
+    }
   }
-  for (const k of required) {
-    if (optional.includes(k))
-      errors.push(`${path}: Invalid value: ${JSON.stringify(k)}: annotation key cannot be both required and optional`);
+  const both = attrs.required.filter((k) => attrs.optional.includes(k));
+  if (both.length > 0)
+    e.push(
+      `${path}: Invalid value: ${JSON.stringify([...new Set(both)].sort())}: annotation keys cannot be both required and optional`,
+    );
+  if (attrs.cacheType !== undefined) {
+    if (attrs.cacheType === "")
+      e.push(
+        `${path}.cacheType: Required value: cacheType is required to be set when tokenAttributes is specified. Supported values are: ServiceAccount, Token`,
+      );
+    else if (attrs.cacheType !== "ServiceAccount" && attrs.cacheType !== "Token")
+      e.push(
+        `${path}.cacheType: Unsupported value: ${JSON.stringify(attrs.cacheType)}: supported values: "ServiceAccount", "Token"`,
+      );
   }
+  return attrs;
 }
 
-function validateDocument(doc: unknown, file: string, providers: Provider[], errors: string[]): void {
-  if (!isJsonObject(doc)) return void errors.push(`${file}: expected a ${CONFIG_KIND} object`);
-  unknownFields(doc, ["kind", "apiVersion", "providers"], file, errors);
-  if (doc.kind !== CONFIG_KIND) errors.push(`${file}: kind ${JSON.stringify(doc.kind ?? "")}, expected ${CONFIG_KIND}`);
-  if (typeof doc.apiVersion !== "string" || !CONFIG_API_VERSIONS.includes(doc.apiVersion)) {
+function validateDocument(
+  doc: unknown,
+  file: string,
+  rules: KubeletRules,
+  providers: Provider[],
+  errors: string[],
+): void {
+  if (!isJsonObject(doc)) return void errors.push(`${file}: expected a ${CONFIG_KIND} object, got a ${goType(doc)}`);
+  const configApiVersion = typeof doc.apiVersion === "string" ? doc.apiVersion : "";
+  const ctx: Ctx = { errors, configApiVersion, rules, fields: fieldSets(configApiVersion, rules) };
+  if (doc.kind === undefined || doc.kind === null || doc.kind === "") errors.push(`${file}: Object 'Kind' is missing`);
+  else if (doc.kind !== CONFIG_KIND) errors.push(`${file}: kind ${JSON.stringify(doc.kind)}, expected ${CONFIG_KIND}`);
+  if (!CONFIG_API_VERSIONS.includes(configApiVersion)) {
     errors.push(
-      `${file}: apiVersion ${JSON.stringify(doc.apiVersion ?? "")}, expected one of ${CONFIG_API_VERSIONS.join(", ")}`,
+      `${file}: apiVersion ${JSON.stringify(doc.apiVersion ?? "")}: no kind ${CONFIG_KIND} is registered for it; expected one of ${CONFIG_API_VERSIONS.join(", ")}`,
     );
+    return;
   }
+  unknownFields(doc, ctx.fields.config, file, "config", ctx);
   if (doc.providers !== undefined && doc.providers !== null && !Array.isArray(doc.providers))
-    return void errors.push(`${file}: providers: must be a list`);
+    return void errors.push(`${file}: providers: cannot decode a JSON ${goType(doc.providers)} into a list`);
   const list = (doc.providers as unknown[] | undefined) ?? [];
   for (const [index, p] of list.entries()) {
     const path = `${file}: providers[${index}]`;
     if (!isJsonObject(p)) {
-      errors.push(`${path}: must be an object`);
+      errors.push(`${path}: cannot decode a JSON ${goType(p)} into CredentialProvider`);
       continue;
     }
-    unknownFields(p, PROVIDER_FIELDS, path, errors);
-    const name = typeof p.name === "string" ? p.name : "";
-    if (name === "") errors.push(`${path}.name: Required value`);
-    else {
-      if (name.includes("/"))
-        errors.push(`${path}.name: Invalid value: ${JSON.stringify(name)}: provider name cannot contain '/'`);
-      if (name.includes(" "))
-        errors.push(`${path}.name: Invalid value: ${JSON.stringify(name)}: provider name cannot contain spaces`);
-      if (name === "." || name === "..")
-        errors.push(`${path}.name: Invalid value: ${JSON.stringify(name)}: provider name cannot be '.' or '..'`);
-    }
-    const apiVersion = typeof p.apiVersion === "string" ? p.apiVersion : "";
-    if (apiVersion === "") errors.push(`${path}.apiVersion: Required value`);
-    else if (!(API_VERSIONS as readonly string[]).includes(apiVersion)) {
+    unknownFields(p, ctx.fields.provider, path, "provider", ctx);
+    const name = str(p.name, `${path}.name`, ctx);
+    if (name === "")
       errors.push(
-        `${path}.apiVersion: Unsupported value: ${JSON.stringify(apiVersion)}: supported values: ${API_VERSIONS.map((v) => JSON.stringify(v)).join(", ")}`,
+        `${path}.name: Required value: the kubelet runs <bin-dir>/<name> (RegisterCredentialProviderPlugins)`,
       );
-    }
-    const matchImages = stringList(p.matchImages, `${path}.matchImages`, errors);
+    if (name.includes("/"))
+      errors.push(`${path}.name: Invalid value: ${JSON.stringify(name)}: provider name cannot contain '/'`);
+    if (name.includes(" "))
+      errors.push(`${path}.name: Invalid value: ${JSON.stringify(name)}: provider name cannot contain spaces`);
+    if (name === "." || name === "..")
+      errors.push(`${path}.name: Invalid value: ${JSON.stringify(name)}: provider name cannot be '${name}'`);
+    const apiVersion = str(p.apiVersion, `${path}.apiVersion`, ctx);
+    if (apiVersion === "") errors.push(`${path}.apiVersion: Required value`);
+    else if (!(API_VERSIONS as readonly string[]).includes(apiVersion))
+      errors.push(
+        `${path}.apiVersion: Unsupported value: ${JSON.stringify(apiVersion)}: supported values: ${[...API_VERSIONS]
+          .sort()
+          .map((v) => JSON.stringify(v))
+          .join(", ")}`,
+      );
+    const matchImages = stringList(p.matchImages, `${path}.matchImages`, ctx);
     if (matchImages.length === 0)
       errors.push(`${path}.matchImages: Required value: at least 1 item in matchImages is required`);
-    matchImages.forEach((m, i) => {
+    for (const m of matchImages) {
       const parsed = parseSchemelessURL(m);
       if (!parsed.ok)
         errors.push(
-          `${path}.matchImages[${i}]: Invalid value: ${JSON.stringify(m)}: match image is invalid: ${parsed.error}`,
+          `${path}.matchImages: Invalid value: ${JSON.stringify(m)}: match image is invalid: ${parsed.error}`,
         );
-    });
+    }
     let duration: string | undefined;
     if (p.defaultCacheDuration === undefined || p.defaultCacheDuration === null)
       errors.push(`${path}.defaultCacheDuration: Required value`);
     else if (typeof p.defaultCacheDuration !== "string")
-      errors.push(`${path}.defaultCacheDuration: must be a duration string such as "12h"`);
+      errors.push(
+        `${path}.defaultCacheDuration: cannot decode a JSON ${goType(p.defaultCacheDuration)} into a duration such as "12h"`,
+      );
     else {
       const d = parseGoDuration(p.defaultCacheDuration);
       if (!d.ok) errors.push(`${path}.defaultCacheDuration: ${d.error}`);
@@ -177,23 +333,26 @@ function validateDocument(doc: unknown, file: string, providers: Provider[], err
         );
       else duration = p.defaultCacheDuration;
     }
-    const args = stringList(p.args, `${path}.args`, errors);
+    const args = stringList(p.args, `${path}.args`, ctx);
     const env: { name: string; value: string }[] = [];
     if (p.env !== undefined && p.env !== null) {
-      if (!Array.isArray(p.env)) errors.push(`${path}.env: must be a list`);
+      if (!Array.isArray(p.env)) errors.push(`${path}.env: cannot decode a JSON ${goType(p.env)} into a list`);
       else
         for (const [i, e] of (p.env as unknown[]).entries()) {
           if (!isJsonObject(e)) {
-            errors.push(`${path}.env[${i}]: must be an object`);
+            errors.push(`${path}.env[${i}]: cannot decode a JSON ${goType(e)} into ExecEnvVar`);
             continue;
           }
-          unknownFields(e, ["name", "value"], `${path}.env[${i}]`, errors);
-          if (typeof e.name !== "string" || e.name === "") errors.push(`${path}.env[${i}].name: Required value`);
-          else env.push({ name: e.name, value: typeof e.value === "string" ? e.value : "" });
+          unknownFields(e, ctx.fields.env, `${path}.env[${i}]`, "env", ctx);
+          env.push({
+            name: str(e.name, `${path}.env[${i}].name`, ctx),
+            value: str(e.value, `${path}.env[${i}].value`, ctx),
+          });
         }
     }
-    if (p.tokenAttributes !== undefined && p.tokenAttributes !== null)
-      validateTokenAttributes(p.tokenAttributes, apiVersion, `${path}.tokenAttributes`, errors);
+    const tokenAttributes = ctx.fields.provider.includes("tokenAttributes")
+      ? tokenAttributesOf(p.tokenAttributes, { apiVersion }, `${path}.tokenAttributes`, ctx)
+      : undefined;
     providers.push({
       file,
       index,
@@ -203,33 +362,38 @@ function validateDocument(doc: unknown, file: string, providers: Provider[], err
       defaultCacheDuration: duration,
       args,
       env,
-      hasTokenAttributes: p.tokenAttributes != null,
+      tokenAttributes,
     });
   }
 }
 
 export type ParseDoc = (text: string, file: string) => { ok: true; value: unknown } | { ok: false; error: string };
 
-/** Files of a config path: itself, or a directory's config files in lexicographic order. */
+/** Files of a config path: itself, or a directory's config files in lexicographic order, as the
+ * kubelet lists them (filepath.Ext among .json/.yaml/.yml, not a directory, sorted by path). */
 export function configFiles(path: string): string[] {
   if (!statSync(path).isDirectory()) return [path];
-  return readdirSync(path)
-    .filter((n) => CONFIG_EXTENSIONS.some((e) => n.endsWith(e)))
-    .sort()
-    .map((n) => join(path, n))
-    .filter((f) => statSync(f).isFile());
+  return readdirSync(path, { withFileTypes: true })
+    .filter((d) => !d.isDirectory() && CONFIG_EXTENSIONS.includes(extname(d.name)))
+    .map((d) => join(path, d.name))
+    .sort();
 }
 
-export function validateConfig(path: string, parse: ParseDoc): ConfigReport {
+export function validateConfig(path: string, parse: ParseDoc, rules: KubeletRules): ConfigReport {
   const errors: string[] = [];
   const providers: Provider[] = [];
   let files: string[];
   try {
+    if (!atLeast134(rules.version) && statSync(path).isDirectory())
+      return {
+        providers,
+        errors: [`${path}: is a directory; kubelet ${rules.version} reads one file (directories arrived in 1.34)`],
+      };
     files = configFiles(path);
   } catch (e) {
     return { providers, errors: [`${path}: ${(e as NodeJS.ErrnoException).code ?? errorMessage(e)}`] };
   }
-  if (files.length === 0) errors.push(`${path}: no .json, .yaml or .yml files`);
+  if (files.length === 0) errors.push(`${path}: no configuration files found in the directory (.json, .yaml or .yml)`);
   for (const file of files) {
     let text: string;
     try {
@@ -240,17 +404,18 @@ export function validateConfig(path: string, parse: ParseDoc): ConfigReport {
     }
     const doc = parse(text, file);
     if (!doc.ok) errors.push(`${file}: ${doc.error}`);
-    else validateDocument(doc.value, file, providers, errors);
+    else validateDocument(doc.value, file, rules, providers, errors);
   }
   if (providers.length === 0 && errors.length === 0)
     errors.push(`${path}: providers: Required value: at least 1 item in plugins is required`);
   const seen = new Map<string, Provider>();
   for (const p of providers) {
-    if (p.name === "") continue;
     const first = seen.get(p.name);
     if (first)
       errors.push(
-        `${p.file}: providers[${p.index}].name: Duplicate value: ${JSON.stringify(p.name)} (also in ${first.file})`,
+        first.file === p.file
+          ? `${p.file}: providers[${p.index}].name: Duplicate value: ${JSON.stringify(p.name)}`
+          : `${p.file}: providers[${p.index}].name: duplicate provider name ${JSON.stringify(p.name)} found in configuration file(s) (also in ${first.file})`,
       );
     else seen.set(p.name, p);
   }

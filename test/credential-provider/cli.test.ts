@@ -123,9 +123,9 @@ providers:
       - "public.ecr.aws"
 `;
 
-test("validate-config: the README's config is valid and covers FIPS, dual-stack and China hosts", async () => {
+test("validate-config: the README's config is valid and covers FIPS, dual-stack, China, European Sovereign Cloud and both ECR Public hosts", async () => {
   const readme = readFileSync(join(ROOT, "credential-provider/README.md"), "utf8");
-  const block = /```yaml\n(apiVersion: kubelet\.config\.k8s\.io\/v1\n[\s\S]*?)```/.exec(readme)?.[1];
+  const block = /```yaml\n((?:#[^\n]*\n)?apiVersion: kubelet\.config\.k8s\.io\/v1\n[\s\S]*?)```/.exec(readme)?.[1];
   assert.ok(block, "README has a CredentialProviderConfig yaml block");
   const file = join(s.tmp, "readme-config.yaml");
   writeFileSync(file, block as string);
@@ -135,6 +135,8 @@ test("validate-config: the README's config is valid and covers FIPS, dual-stack 
     "123456789012.dkr-ecr.us-west-2.on.aws/app",
     "123456789012.dkr-ecr-fips.us-east-1.on.aws/app",
     "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn/app",
+    "123456789012.dkr.ecr-fips.eusc-de-east-1.amazonaws.eu/app",
+    "ecr-public.aws.com/nginx/nginx",
     "123456789012.dkr-ecr.cn-northwest-1.on.amazonwebservices.com.cn/app",
     "public.ecr.aws/nginx/nginx",
   ]) {
@@ -224,7 +226,7 @@ test("validate-config: a directory is merged in lexicographic order (k8s 1.34); 
   writeFileSync(join(dir, "30-dup.yaml"), CONFIG);
   const r2 = await run("", {}, ["validate-config", dir]);
   assert.is(r2.code, 1);
-  assert.match(r2.stdout, 'Duplicate value: "berth-credential-provider"');
+  assert.match(r2.stdout, 'duplicate provider name "berth-credential-provider" found in configuration file(s)');
 });
 
 test("validate-config: duplicate YAML keys and a missing file are errors", async () => {

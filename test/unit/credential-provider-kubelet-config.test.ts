@@ -4,7 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { matchProviders, validateConfig, type ParseDoc } from "../../credential-provider/kubelet-config.ts";
+import {
+  kubeletRules,
+  matchProviders,
+  qualifiedNameErrors,
+  validateConfig,
+  type KubeletRules,
+  type ParseDoc,
+} from "../../credential-provider/kubelet-config.ts";
 import { errorMessage } from "../../shared/json.ts";
 
 const test = suite("credential-provider: kubelet CredentialProviderConfig rules");
@@ -28,13 +35,14 @@ const provider = (o: Record<string, unknown> = {}) => ({
   defaultCacheDuration: "12h",
   ...o,
 });
-function check(providers: unknown[]): string[] {
+const NEWEST: KubeletRules = { version: "1.35", tokenGate: true };
+function check(providers: unknown[], rules: KubeletRules = NEWEST): string[] {
   const f = join(tmp, `c${Math.random()}.json`);
   writeFileSync(
     f,
     JSON.stringify({ apiVersion: "kubelet.config.k8s.io/v1", kind: "CredentialProviderConfig", providers }),
   );
-  return validateConfig(f, parse).errors;
+  return validateConfig(f, parse, rules).errors;
 }
 
 test("a valid provider with service-account tokenAttributes (k8s 1.34)", () => {
@@ -63,7 +71,7 @@ test("names: no '/', no spaces, not . or .., unique", () => {
     provider({ name: "x" }),
   ]).join("\n");
   assert.match(e, "cannot contain spaces");
-  assert.match(e, "cannot be '.' or '..'");
+  assert.match(e, "cannot be '..'");
   assert.match(e, 'Duplicate value: "x"');
 });
 
@@ -82,7 +90,7 @@ test("tokenAttributes: audience, requireServiceAccount and cacheType required; k
     "requireServiceAccount: Required value",
     'cacheType: Unsupported value: "Pod"',
     'Duplicate value: "a/b"',
-    '"Not Valid": must be a qualified name',
+    '"Not Valid": name part must consist of alphanumeric characters',
     "cannot be both required and optional",
   ]) {
     assert.match(e, s);
@@ -93,6 +101,35 @@ test("defaultCacheDuration: required, a Go duration, not negative; 0 is fine", (
   assert.equal(check([provider({ defaultCacheDuration: "0" })]), []);
   assert.match(check([provider({ defaultCacheDuration: undefined })]).join(), "defaultCacheDuration: Required value");
   assert.match(check([provider({ defaultCacheDuration: "12 hours" })]).join(), "time: unknown unit");
+});
+
+test("IsQualifiedName, as apimachinery has it, on the lower-cased key", () => {
+  assert.equal(qualifiedNameErrors("eks.amazonaws.com/ecr-role-arn"), []);
+  assert.equal(qualifiedNameErrors("EKS.Amazonaws.com/ECR-Role-ARN".toLowerCase()), []);
+  assert.equal(qualifiedNameErrors("plain_name.x"), []);
+  assert.ok(qualifiedNameErrors("EKS.Amazonaws.com/x").length > 0, "the prefix must be lower case before lowering");
+  assert.ok(qualifiedNameErrors("a/b/c").length > 0);
+  assert.ok(qualifiedNameErrors("/x").length > 0);
+  assert.ok(qualifiedNameErrors("x/").length > 0);
+  assert.ok(qualifiedNameErrors(`${"a".repeat(64)}`).length > 0);
+  assert.equal(qualifiedNameErrors(`${"a".repeat(63)}`), []);
+  assert.ok(qualifiedNameErrors("-x").length > 0);
+  assert.ok(qualifiedNameErrors("x_").length > 0);
+});
+
+test("kubeletRules: the release's gate default, --feature-gates overrides it, unknown versions refused", () => {
+  assert.equal(kubeletRules(undefined, undefined), { ok: true, value: { version: "1.35", tokenGate: true } });
+  assert.equal(kubeletRules("1.33", undefined), { ok: true, value: { version: "1.33", tokenGate: false } });
+  assert.equal(kubeletRules("v1.33", "KubeletServiceAccountTokenForCredentialProviders=true"), {
+    ok: true,
+    value: { version: "1.33", tokenGate: true },
+  });
+  assert.equal(kubeletRules("1.34", "Other=true,KubeletServiceAccountTokenForCredentialProviders=false"), {
+    ok: true,
+    value: { version: "1.34", tokenGate: false },
+  });
+  assert.not.ok(kubeletRules("1.32", undefined).ok);
+  assert.not.ok(kubeletRules("1.35", "Gate=maybe").ok);
 });
 
 test("matchProviders: every provider whose matchImages match, with the pattern", () => {
@@ -108,7 +145,7 @@ test("matchProviders: every provider whose matchImages match, with the pattern",
       ],
     }),
   );
-  const r = validateConfig(f, parse);
+  const r = validateConfig(f, parse, NEWEST);
   const m = matchProviders(r.providers, "123456789012.dkr.ecr.us-west-2.amazonaws.com/app");
   assert.equal(
     m.map((x) => [x.provider.name, x.matchedBy]),
