@@ -1,7 +1,16 @@
 // Flags and environment (credential-provider/config.ts): flags win, lists, validation.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { DEFAULT_TIMEOUT_MS, loadConfig, mappedRole, mirrorFor, wantsCli } from "../../credential-provider/config.ts";
+import {
+  DEFAULT_CACHE_MAX_ENTRIES,
+  DEFAULT_FAILURE_MEMORY_MS,
+  DEFAULT_TIMEOUT_MS,
+  isPersonCommand,
+  loadConfig,
+  mappedRole,
+  mirrorFor,
+  wantsCli,
+} from "../../credential-provider/config.ts";
 
 const test = suite("credential-provider: config");
 const load = (argv: string[], env: Record<string, string> = {}) => {
@@ -103,6 +112,55 @@ test("kubelet path vs a person: only help/version, validate-config, get-credenti
   assert.ok(wantsCli(["--version"], false));
   assert.ok(wantsCli(["validate-config", "f.yaml"], false));
   assert.ok(wantsCli([], true));
+});
+
+test("only --version, --help or validate-config skip stdin; anything else is read first", () => {
+  assert.ok(isPersonCommand(["--version"]));
+  assert.ok(isPersonCommand(["--help"]));
+  assert.ok(isPersonCommand(["-h"]));
+  assert.ok(isPersonCommand(["validate-config", "f.yaml", "--image", "x"]));
+  assert.not.ok(isPersonCommand(["get-credentials", "--version"]), "a kubelet config may pass anything");
+  assert.not.ok(isPersonCommand(["get-credentials", "public.ecr.aws/x"]));
+  assert.not.ok(isPersonCommand(["get-credentials", "-v", "2"]));
+});
+
+test("round-two settings: cache cap, failure memory, role annotations, token mode, log file", () => {
+  const d = load([]);
+  assert.equal(
+    [d.cacheMaxEntries, d.failureMemoryMs, d.roleAnnotations, d.tokenMode, d.logFile],
+    [
+      DEFAULT_CACHE_MAX_ENTRIES,
+      DEFAULT_FAILURE_MEMORY_MS,
+      ["eks.amazonaws.com/ecr-role-arn"],
+      "node-fallback",
+      undefined,
+    ],
+  );
+  const c = load([
+    "--cache-max-entries=5",
+    "--failure-memory=0s",
+    "--role-annotation",
+    "a.io/x",
+    "--role-annotation=b.io/y",
+    "--token-mode=fail-closed",
+    "--log-file=/var/log/x.log",
+    "--log-file-max-bytes=8192",
+  ]);
+  assert.equal(
+    [c.cacheMaxEntries, c.failureMemoryMs, c.roleAnnotations, c.tokenMode, c.logFile],
+    [5, 0, ["a.io/x", "b.io/y"], "fail-closed", { path: "/var/log/x.log", maxBytes: 8192 }],
+  );
+  const e = load([], {
+    BERTH_ROLE_ANNOTATIONS: "eks.amazonaws.com/ecr-role-arn,eks.amazonaws.com/role-arn",
+    BERTH_FAILURE_MEMORY: "90s",
+    BERTH_LOG_FILE: "/l",
+  });
+  assert.equal([e.roleAnnotations.length, e.failureMemoryMs, e.logFile?.path], [2, 90_000, "/l"]);
+  assert.match(err(["--failure-memory=2h"]), "must be between 0s (off) and 1h");
+  assert.match(err(["--cache-max-entries=x"]), "expected a whole number of at least 1");
+  assert.match(err(["--log-file=/x", "--log-file-max-bytes=10"]), "at least 4096");
+  assert.match(err(["--token-mode=open"]), 'invalid token mode "open"');
+  assert.is(load(["--cache-dir"]).cacheDir, undefined, "a flag without its value reads as unset");
 });
 
 test.run();
