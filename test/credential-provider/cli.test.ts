@@ -147,6 +147,22 @@ test("validate-config: the README's config is valid and covers FIPS, dual-stack,
   }
 });
 
+test("the README tells one install story, install.sh's, and packaging's architectures", () => {
+  const readme = readFileSync(join(ROOT, "credential-provider/README.md"), "utf8");
+  const install = readFileSync(join(ROOT, "packaging/install.sh"), "utf8");
+  const binDir = /DEFAULT_PROVIDER_BIN_DIR=(\S+)/.exec(install)?.[1];
+  const config = /KUBELET_CONFIG=(\S+)/.exec(install)?.[1];
+  assert.ok(binDir && config, "install.sh names its directories");
+  assert.ok(readme.includes(`--image-credential-provider-bin-dir=${binDir}`), `the kubelet flag names ${binDir}`);
+  assert.ok(readme.includes(`--image-credential-provider-config=${config}`), `the kubelet flag names ${config}`);
+  const dirs = [...readme.matchAll(/--image-credential-provider-bin-dir[= ](\S+)/g)].map((m) => m[1]);
+  assert.equal([...new Set(dirs)], [binDir], "no other bin directory");
+  const arches = /Linux on (\w+) or (\w+)/.exec(readFileSync(join(ROOT, "packaging/README.md"), "utf8"));
+  assert.ok(arches, "packaging/README.md names its architectures");
+  assert.match(readme, `Linux on ${arches?.[1]} or ${arches?.[2]}`);
+  assert.not.match(readme, /x86-64 only|Linux x86-64/);
+});
+
 test("validate-config --image: the kubelet's glob rules (* does not cross dots, ports must match)", async () => {
   const file = join(s.tmp, "c.yaml");
   writeFileSync(file, CONFIG.replace('      - "public.ecr.aws"\n', '      - "registry.local:5000/team"\n'));
