@@ -155,7 +155,8 @@ export async function runCli(argv: string[], env: Env, stderr: Stderr): Promise<
     .usage(
       `${versionLine(PROGRAM)}\n\nA kubelet image credential provider for Amazon ECR and ECR Public.\n` +
         `The kubelet runs it with a CredentialProviderRequest on stdin (any positional arguments, such as\n` +
-        `"get-credentials" in the kubelet config, are ignored then). A person can run:`,
+        `"get-credentials" in the kubelet config, are ignored then). Stdin is read first unless it is a\n` +
+        `terminal, so from a script give get-credentials </dev/null. A person can run:`,
     )
     .command(
       "get-credentials <image>",
