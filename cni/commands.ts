@@ -63,9 +63,14 @@ async function add(req: CniRequest): Promise<IpamResult> {
   return { ips, routes: conf.routes, dns };
 }
 
-/** DEL needs only the attachment: it works with a broken or changed ipam config, and on unknowns. */
+/**
+ * DEL needs only the attachment: it works with a broken or changed ipam config, and on unknowns.
+ * A lost store holds nothing to free: DEL succeeds and changes nothing.
+ */
 async function del(req: CniRequest): Promise<void> {
-  await withExistingStore(locationOf(req), (s) => s.releaseById(attachment(req)), []);
+  await withExistingStore(locationOf(req), (s) => s.releaseById(attachment(req)), [], {
+    whenLost: "nothing-stored",
+  });
 }
 
 /** CHECK: the attachment holds addresses, and exactly the ones prevResult says it was given. */
@@ -137,7 +142,8 @@ async function status(req: CniRequest): Promise<void> {
       },
       // Nothing stored yet: only a set that is all holes (gateways, exclude) has nothing to give.
       conf.rangeSets.find((set) => walkOrder(set, undefined).length === 0),
-      cluster ? { budgetMs: STATUS_BUDGET_MS, readOnly: true } : {},
+      // A lost store serves no ADD until it is recovered: code 50 with the lost store's message.
+      { ...(cluster ? { budgetMs: STATUS_BUDGET_MS, readOnly: true } : {}), whenLost: "unavailable" },
     );
   } catch (e) {
     if (cluster && e instanceof CniError && e.code === ErrorCode.TryAgainLater) {

@@ -3,8 +3,15 @@
 // loaded only for a network that selects it.
 import { join } from "node:path";
 import type { StoreConfig } from "../config.ts";
-import { createSqliteStore, openSqliteStore } from "./sqlite.ts";
-import type { Store } from "./store.ts";
+import {
+  createSqliteStore,
+  inspectSqliteStore,
+  openSqliteStore,
+  restoreSqliteStore,
+  type SqliteRestore,
+  type StoreHealth,
+} from "./sqlite.ts";
+import type { Reservation, Store } from "./store.ts";
 
 /** Which network's store, and where the node keeps its state. */
 export type StoreLocation = {
@@ -29,7 +36,7 @@ export const CLUSTER_BUDGET_MS = 5000;
 const REQUEST_TIMEOUT_MS = 2000;
 
 // The network name was checked against the skel's pattern, so it cannot climb out of dataDir.
-const networkDir = (loc: StoreLocation): string => join(loc.dataDir, loc.network);
+export const networkDir = (loc: StoreLocation): string => join(loc.dataDir, loc.network);
 
 async function openEtcd(loc: StoreLocation, o: OpenOptions): Promise<OpenedStore> {
   if (loc.store?.type !== "etcd") throw new Error("not an etcd store");
@@ -57,4 +64,29 @@ export async function createStore(loc: StoreLocation, o: OpenOptions = {}): Prom
  */
 export async function openExistingStore(loc: StoreLocation, o: OpenOptions = {}): Promise<OpenedStore | undefined> {
   return loc.store?.type === "etcd" ? openEtcd(loc, o) : openSqliteStore(networkDir(loc));
+}
+
+export type { StoreHealth };
+export type RestoreOutcome = SqliteRestore;
+export type RestoreOptions = { dryRun?: boolean; rebuildCorrupt?: boolean };
+
+// Inspection and recovery are of the node's own store: a cluster store's reservations are in etcd.
+function localOnly(loc: StoreLocation, what: string): void {
+  if (loc.store?.type === "etcd") throw new Error(`${what} works on the local store; network ${loc.network} uses etcd`);
+}
+
+/** Looks at the network's local store without changing it: absent, ok, lost or corrupt. */
+export function inspectStore(loc: StoreLocation, opts: { integrity?: boolean } = {}): StoreHealth {
+  localOnly(loc, "inspect");
+  return inspectSqliteStore(networkDir(loc), opts);
+}
+
+/** Restores reservations into the network's local store in one transaction (see restoreSqliteStore). */
+export async function restoreStore(
+  loc: StoreLocation,
+  list: readonly Reservation[],
+  opts: RestoreOptions = {},
+): Promise<RestoreOutcome> {
+  localOnly(loc, "recover");
+  return restoreSqliteStore(networkDir(loc), list, opts);
 }

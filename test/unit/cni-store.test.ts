@@ -118,11 +118,14 @@ test("openSqliteStore on a network never used writes nothing", ({ dir }) => {
   assert.not.ok(existsSync(join(dir, "unused")));
 });
 
-test("the database file is private to root (0600)", ({ dir }) => {
-  const old = process.umask(0o077);
+test("the database and identity files are private to root (0600), whatever the umask", async ({ dir }) => {
+  const old = process.umask(0o022);
   try {
-    createSqliteStore(join(dir, "private")).close();
+    const s = createSqliteStore(join(dir, "private"));
+    await s.transaction(async () => undefined);
+    s.close();
     assert.is(statSync(join(dir, "private", "berth.db")).mode & 0o777, 0o600);
+    assert.is(statSync(join(dir, "private", "berth.id")).mode & 0o777, 0o600);
   } finally {
     process.umask(old);
   }
@@ -140,7 +143,9 @@ async function storeErrorOf(fn: () => Promise<unknown> | unknown): Promise<Store
 
 test("failures are store errors naming the store's path: busy, corrupt, io", async ({ dir }) => {
   const net = join(dir, "held");
-  createSqliteStore(net).close();
+  const first = createSqliteStore(net);
+  await first.transaction(async () => undefined);
+  first.close();
   const other = new DatabaseSync(join(net, "berth.db"));
   other.exec("BEGIN IMMEDIATE");
   try {
@@ -157,12 +162,12 @@ test("failures are store errors naming the store's path: busy, corrupt, io", asy
   const bad = join(dir, "bad");
   mkdirSync(bad);
   writeFileSync(join(bad, "berth.db"), "not a database ".repeat(100));
-  const corrupt = await storeErrorOf(() => createSqliteStore(bad));
+  const corrupt = await storeErrorOf(() => createSqliteStore(bad).transaction(async () => undefined));
   assert.is(corrupt.kind, "corrupt");
   assert.match(corrupt.message, bad);
 
   writeFileSync(join(dir, "file"), "");
-  const io = await storeErrorOf(() => createSqliteStore(join(dir, "file", "net")));
+  const io = await storeErrorOf(() => createSqliteStore(join(dir, "file", "net")).transaction(async () => undefined));
   assert.is(io.kind, "io");
   assert.match(io.message, join(dir, "file", "net"));
 });
