@@ -4,11 +4,18 @@ import { invalidConfig, invalidEnv } from "../shared/cni/errors.ts";
 import { asJsonObject, type JsonObject } from "../shared/json.ts";
 import { parseIpOrCidr, type Ip } from "./ip.ts";
 
-// Go's types.UnmarshallableBool accepts these spellings.
-const TRUE = new Set(["1", "true", "True", "TRUE", "t", "T"]);
-const FALSE = new Set(["0", "false", "False", "FALSE", "f", "F", ""]);
+// types.UnmarshallableBool (containernetworking/cni pkg/types/args.go) lower-cases the value and
+// accepts exactly "1" and "true", "0" and "false" (so "TRUE" and "tRuE" too); anything else, ""
+// and "t" included, is an error that quotes the lower-cased value. host-local 1.1.1 does the same.
+const TRUE = new Set(["1", "true"]);
+const FALSE = new Set(["0", "false"]);
 
-/** CNI_ARGS as types.LoadArgs reads it for host-local's IPAMEnvArgs {IgnoreUnknown, IP}. */
+/**
+ * CNI_ARGS as types.LoadArgs reads it for host-local's IPAMEnvArgs {CommonArgs {IgnoreUnknown},
+ * IP ip.IP} (plugins/ipam/host-local/backend/allocator/config.go): pairs split on ";" and "=",
+ * known fields decoded in order (the last IP= wins; an empty value means no request, as
+ * ip.IP.UnmarshalText has it), unknown keys refused at the end unless IgnoreUnknown.
+ */
 export function ipFromCniArgs(cniArgs: string): Ip | undefined {
   if (cniArgs === "") return undefined;
   let ignoreUnknown = false;
@@ -19,14 +26,21 @@ export function ipFromCniArgs(cniArgs: string): Ip | undefined {
     if (kv.length !== 2) throw invalidEnv(`ARGS: invalid pair ${JSON.stringify(pair)}`);
     const [k, v] = kv as [string, string];
     if (k === "IgnoreUnknown") {
-      if (!TRUE.has(v) && !FALSE.has(v))
+      const lower = v.toLowerCase();
+      if (!TRUE.has(lower) && !FALSE.has(lower))
         throw invalidEnv(
-          `ARGS: error parsing value of pair ${JSON.stringify(pair)}: boolean unmarshal error: invalid input ${v}`,
+          `ARGS: error parsing value of pair ${JSON.stringify(pair)}: boolean unmarshal error: invalid input ${lower}`,
         );
-      ignoreUnknown = TRUE.has(v);
+      ignoreUnknown = TRUE.has(lower);
     } else if (k === "IP") {
-      ip = parseIpOrCidr(v);
-      if (!ip) throw invalidEnv(`ARGS: error parsing value of pair ${JSON.stringify(pair)}: invalid IP address: ${v}`);
+      ip = v === "" ? undefined : parseIpOrCidr(v);
+      if (v !== "" && !ip)
+        throw invalidEnv(`ARGS: error parsing value of pair ${JSON.stringify(pair)}: invalid IP address ${v}`);
+    } else if (k === "CommonArgs") {
+      // The embedded struct's own name is a field too, and it cannot be decoded from text.
+      throw invalidEnv(
+        "ARGS: cannot unmarshal into field 'CommonArgs' - type '*types.CommonArgs' does not implement encoding.TextUnmarshaler",
+      );
     } else {
       unknown.push(pair);
     }

@@ -6,8 +6,8 @@ import type { Route } from "../shared/cni/result.ts";
 import { asJsonObject, isJsonObject, type JsonObject } from "../shared/json.ts";
 import { atLeast } from "../shared/cni/version.ts";
 import { formatCidr, formatIp, lastOf, networkOf, parseCidr, parseIp, type Ip } from "./ip.ts";
-import { canonicalizeRanges, rangeSet, type Block, type Ranges, type RangeSet } from "./range-set.ts";
-import { RangeConfigError, rangesOverlap } from "./range.ts";
+import { canonicalizeRanges, overlappingSets, rangeSet, type Block, type Ranges, type RangeSet } from "./range-set.ts";
+import { RangeConfigError } from "./range.ts";
 import { requestedIps } from "./args.ts";
 import { parseEtcdStoreConfig, type EtcdStoreConfig } from "./store/etcd/config.ts";
 
@@ -34,10 +34,24 @@ function optionalString(o: JsonObject, key: string): string | undefined {
   return v;
 }
 
-/** dataDir alone, read leniently: DEL and GC must work even when the rest of the config is broken. */
+/** A path key: a string a file system can take (no NUL byte: no system call accepts one). */
+function optionalPath(o: JsonObject, key: string): string | undefined {
+  const v = optionalString(o, key);
+  if (v?.includes("\0"))
+    throw invalidConfig(`ipam.${key} ${JSON.stringify(v)} is not a valid path: it contains a NUL byte`);
+  return v;
+}
+
+/**
+ * dataDir alone, for DEL, CHECK and GC: they must work when the rest of the config is broken.
+ * Only dataDir itself must be usable, since it says where the store is.
+ */
 export function dataDirOf(config: JsonObject): string {
-  const d = asJsonObject(config.ipam)?.dataDir;
-  return typeof d === "string" && d !== "" ? d : DEFAULT_DATA_DIR;
+  const ipam = config.ipam;
+  if (ipam === undefined || ipam === null) return DEFAULT_DATA_DIR;
+  const o = asJsonObject(ipam);
+  if (!o) throw invalidConfig("ipam must be an object (it holds dataDir, where the store is)");
+  return optionalPath(o, "dataDir") ?? DEFAULT_DATA_DIR;
 }
 
 /**
@@ -135,20 +149,16 @@ export function loadIpamConfig(req: CniRequest): IpamConfig {
   if ((v4 > 1 || sets.length - v4 > 1) && !atLeast(req.version, "0.3.0")) {
     throw invalidConfig(`CNI version ${req.version} does not support more than 1 address per family`);
   }
-  for (const [i, a] of sets.entries()) {
-    for (const [k, b] of sets.slice(i + 1).entries()) {
-      if (a.some((r1) => b.some((r2) => rangesOverlap(r1, r2))))
-        throw invalidConfig(`range set ${i} overlaps with ${i + 1 + k}`);
-    }
-  }
+  const overlap = overlappingSets(sets);
+  if (overlap) throw invalidConfig(`range set ${overlap[0]} overlaps with ${overlap[1]}`);
   const routes = parseRoutes(ipam.routes);
   const exclude = parseExclude(ipam.exclude);
   return {
     rangeSets: sets.map((s) => rangeSet(s, exclude)),
     store: storeConfigOf(req.config),
     routes,
-    dataDir: optionalString(ipam, "dataDir") ?? DEFAULT_DATA_DIR,
-    resolvConf: optionalString(ipam, "resolvConf"),
+    dataDir: optionalPath(ipam, "dataDir") ?? DEFAULT_DATA_DIR,
+    resolvConf: optionalPath(ipam, "resolvConf"),
     requested: requestedIps(req.env.args, req.config),
   };
 }

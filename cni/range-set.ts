@@ -3,7 +3,8 @@
 // free address the way host-local's RangeIter does.
 import { isJsonObject } from "../shared/json.ts";
 import type { Family, Ip } from "./ip.ts";
-import { canonicalizeRange, rangeContains, rangesOverlap, rangeString, RangeConfigError, type Range } from "./range.ts";
+import { firstOverlappingPair } from "./overlap.ts";
+import { canonicalizeRange, rangeContains, rangeString, RangeConfigError, type Range } from "./range.ts";
 
 /** A closed interval of address values of the set's family. */
 export type Hole = { readonly lo: bigint; readonly hi: bigint };
@@ -40,12 +41,27 @@ export function canonicalizeRanges(input: unknown): Ranges {
   const [first, ...rest] = ranges;
   if (!first) throw new RangeConfigError("empty range set");
   // After every range parsed, as host-local does: the first overlapping pair in order is named.
-  for (const [i, a] of ranges.entries()) {
-    for (const b of ranges.slice(i + 1)) {
-      if (rangesOverlap(a, b)) throw new RangeConfigError(`subnets ${rangeString(a)} and ${rangeString(b)} overlap`);
-    }
+  const pair = firstOverlappingPair(
+    ranges.map((r, label) => ({ lo: r.rangeStart.value, hi: r.rangeEnd.value, label })),
+  );
+  if (pair) {
+    const [a, b] = pair.map((i) => ranges[i] as Range);
+    throw new RangeConfigError(`subnets ${rangeString(a as Range)} and ${rangeString(b as Range)} overlap`);
   }
   return [first, ...rest];
+}
+
+/** host-local's pair of range sets (by index) that overlap, the first in config order; O(n log n). */
+export function overlappingSets(sets: readonly Ranges[]): [number, number] | undefined {
+  let best: [number, number] | undefined;
+  for (const family of [4, 6] as const) {
+    const spans = sets.flatMap((s, label) =>
+      s[0].subnet.ip.family === family ? s.map((r) => ({ lo: r.rangeStart.value, hi: r.rangeEnd.value, label })) : [],
+    );
+    const pair = firstOverlappingPair(spans);
+    if (pair && (!best || pair[0] < best[0])) best = pair;
+  }
+  return best;
 }
 
 const byLo = (a: Hole, b: Hole): number => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : 0);
@@ -66,16 +82,33 @@ function merged(holes: readonly Hole[]): Hole[] {
 /** The set's value: its ranges, identity and holes (the gateways and `exclude` entries that fall inside it). */
 export function rangeSet(ranges: Ranges, exclude: readonly Block[] = []): RangeSet {
   const family = ranges[0].subnet.ip.family;
-  const blocks: Hole[] = [
+  const blocks = merged([
     ...ranges.map((r) => ({ lo: r.gateway.value, hi: r.gateway.value })),
     ...exclude.filter((b) => b.family === family),
-  ];
-  const inside = ranges.flatMap((r) =>
-    blocks
-      .map((b) => ({ lo: max(b.lo, r.rangeStart.value), hi: min(b.hi, r.rangeEnd.value) }))
-      .filter((h) => h.lo <= h.hi),
-  );
+  ]);
+  // Each range's part of the (sorted, disjoint) blocks: O((ranges + blocks) log blocks).
+  const inside = ranges.flatMap((r) => {
+    const out: Hole[] = [];
+    for (let k = firstEndingAtOrAfter(blocks, r.rangeStart.value); k < blocks.length; k++) {
+      const b = blocks[k] as Hole;
+      if (b.lo > r.rangeEnd.value) break;
+      out.push({ lo: max(b.lo, r.rangeStart.value), hi: min(b.hi, r.rangeEnd.value) });
+    }
+    return out;
+  });
   return { key: ranges.map(rangeString).join(","), family, ranges, holes: merged(inside) };
+}
+
+/** The first of the sorted, disjoint holes whose end is at or after value (holes.length if none). */
+function firstEndingAtOrAfter(holes: readonly Hole[], value: bigint): number {
+  let lo = 0;
+  let hi = holes.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((holes[mid] as Hole).hi < value) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 export const rangeFor = (s: RangeSet, ip: Ip): Range | undefined => s.ranges.find((r) => rangeContains(r, ip));
@@ -86,12 +119,13 @@ export const inHole = (s: RangeSet, ip: Ip): boolean =>
 /** One stretch of candidate addresses, inside one range. */
 export type Segment = { readonly range: Range; readonly lo: bigint; readonly hi: bigint };
 
-/** Cuts the set's holes out of a segment. */
+/** Cuts the set's holes (sorted, disjoint) out of a segment. */
 export function withoutHoles(seg: Segment, holes: readonly Hole[]): Segment[] {
   const out: Segment[] = [];
   let lo = seg.lo;
-  for (const h of holes) {
-    if (h.hi < lo || h.lo > seg.hi) continue;
+  for (let k = firstEndingAtOrAfter(holes, seg.lo); k < holes.length; k++) {
+    const h = holes[k] as Hole;
+    if (h.lo > seg.hi) break;
     if (h.lo > lo) out.push({ range: seg.range, lo, hi: h.lo - 1n });
     lo = h.hi + 1n;
   }

@@ -46,6 +46,37 @@ export function rangeContains(r: { subnet: Cidr; rangeStart?: Ip; rangeEnd?: Ip 
   return true;
 }
 
+/**
+ * Addresses no pod may have (RFC 6890: "this host" 0.0.0.0 and ::, loopback, multicast). A subnet
+ * holding one would hand it out or make it a gateway: 0.0.0.0/0 would give 0.0.0.2/0 with gateway
+ * 0.0.0.1, ::/0 the loopback ::1 as gateway. host-local takes 127.0.0.0/8 or 224.0.0.0/24 as they
+ * are; berth refuses them.
+ */
+const NOT_FOR_PODS = (
+  [
+    ["the unspecified address", "0.0.0.0/32"],
+    ["loopback addresses", "127.0.0.0/8"],
+    ["multicast addresses", "224.0.0.0/4"],
+    ["the unspecified address", "::/128"],
+    ["the loopback address", "::1/128"],
+    ["multicast addresses", "ff00::/8"],
+  ] as const
+).map(([what, text]) => {
+  const cidr = parseCidr(text);
+  if (!cidr) throw new Error(`bad constant ${text}`);
+  return { what, cidr };
+});
+
+const cidrsOverlap = (a: Cidr, b: Cidr): boolean => cidrContains(a, b.ip) || cidrContains(b, a.ip);
+
+/** Why a subnet cannot be a pod network, or undefined if it can. */
+export function notAPodNetwork(subnet: Cidr): string | undefined {
+  const bad = NOT_FOR_PODS.find((n) => cidrsOverlap(subnet, n.cidr));
+  return (
+    bad && `Network ${formatCidr(subnet)} cannot be a pod network: it contains ${bad.what} (${formatCidr(bad.cidr)})`
+  );
+}
+
 export function canonicalizeRange(input: RangeInput): Range {
   const raw = input.subnet;
   if (typeof raw !== "string" || raw === "") fail("subnet is required");
@@ -59,6 +90,8 @@ export function canonicalizeRange(input: RangeInput): Range {
       `Network has host bits set. For a subnet mask of length ${subnet.prefix} the network address is ${formatIp(network)}`,
     );
   }
+  const special = notAPodNetwork(subnet);
+  if (special) fail(special);
   const gateway = optionalIp(input, "gateway") ?? nextIp(network);
   const start = optionalIp(input, "rangeStart");
   const end = optionalIp(input, "rangeEnd");

@@ -1,8 +1,8 @@
 // resolvConf: a resolv.conf file turned into the result's dns, as host-local's dns.go does it.
-import { readFileSync } from "node:fs";
-import { ioFailure } from "../shared/cni/errors.ts";
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from "node:fs";
+import { invalidConfig, ioFailure } from "../shared/cni/errors.ts";
 import type { Dns } from "../shared/cni/result.ts";
-import { errorMessage } from "../shared/json.ts";
+import { errnoReason } from "./errno.ts";
 
 export function parseResolvConf(text: string): Dns {
   const dns: Dns = {};
@@ -30,13 +30,43 @@ export function parseResolvConf(text: string): Dns {
   return dns;
 }
 
+// A resolv.conf is a few lines; glibc reads at most a few names of each kind from it.
+export const MAX_RESOLV_CONF = 64 * 1024;
+
+/**
+ * Reads resolvConf: only a regular file of at most 64 KiB, read with one bounded read. A FIFO, a
+ * device (/dev/zero would be read for ever), a directory or a huge file is an invalid config
+ * (code 7); a file that cannot be opened or read is an I/O failure (code 5). Opened non-blocking
+ * so that a FIFO without a writer answers at once instead of hanging.
+ */
 export function readResolvConf(path: string): Dns {
-  let text: string;
+  let fd: number;
   try {
-    text = readFileSync(path, "utf8");
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     const missing = (e as NodeJS.ErrnoException).code === "ENOENT";
-    throw ioFailure(`open ${path}: ${missing ? "no such file or directory" : errorMessage(e)}`);
+    throw ioFailure(`open ${path}: ${missing ? "no such file or directory" : errnoReason(e)}`);
   }
-  return parseResolvConf(text);
+  try {
+    let st: Stats;
+    try {
+      st = fstatSync(fd);
+    } catch (e) {
+      throw ioFailure(`stat ${path}: ${errnoReason(e)}`);
+    }
+    if (!st.isFile()) throw invalidConfig(`ipam.resolvConf ${path} is not a regular file`);
+    const tooBig = () => invalidConfig(`ipam.resolvConf ${path} is larger than ${MAX_RESOLV_CONF / 1024} KiB`);
+    if (st.size > MAX_RESOLV_CONF) throw tooBig();
+    const buf = Buffer.alloc(MAX_RESOLV_CONF + 1);
+    let n = 0;
+    try {
+      for (let got = 1; got > 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, n);
+    } catch (e) {
+      throw ioFailure(`read ${path}: ${errnoReason(e)}`);
+    }
+    if (n > MAX_RESOLV_CONF) throw tooBig(); // it grew since fstat
+    return parseResolvConf(buf.subarray(0, n).toString("utf8"));
+  } finally {
+    closeSync(fd);
+  }
 }

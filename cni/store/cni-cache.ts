@@ -13,7 +13,7 @@
 import { closeSync, constants, type Dirent, fstatSync, openSync, readdirSync, readSync } from "node:fs";
 import { join } from "node:path";
 import { asJsonObject, isJsonObject, type JsonObject } from "../../shared/json.ts";
-import { errnoReason } from "./errors.ts";
+import { errnoReason } from "../errno.ts";
 import { parseCidr, type Ip } from "../ip.ts";
 
 export const CNI_CACHE_KIND = "cniCacheV1";

@@ -1,5 +1,6 @@
 // How a store fails, in the store's own terms. Every store raises these and nothing else for its
 // own failures; the command side maps them to CNI codes in one place (cni/with-store.ts).
+import { errnoReason } from "../errno.ts";
 import type { Ip } from "../ip.ts";
 import type { Attachment } from "./store.ts";
 
@@ -34,16 +35,6 @@ export class StoreError extends Error {
     this.where = where;
     this.detail = detail;
   }
-}
-
-/** A Node file-system error's reason in words, with its code: "no such file or directory (ENOENT)". */
-export function errnoReason(e: unknown): string {
-  const err = e as NodeJS.ErrnoException;
-  if (typeof err?.code === "string" && typeof err.errno === "number") {
-    const { getSystemErrorMessage } = process.getBuiltinModule("node:util") as typeof import("node:util");
-    return `${getSystemErrorMessage(err.errno)} (${err.code})`;
-  }
-  return err instanceof Error ? err.message.split("\n")[0] || String(e) : String(e);
 }
 
 /** A failed file-system call on the store's files: what failed and where, as an I/O store error. */

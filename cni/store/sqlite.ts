@@ -14,10 +14,11 @@
 // half-made, a failed first command leaves nothing behind, and an existing berth.db is opened
 // without any schema work. Identity (cni/store/identity.ts) is checked inside every write
 // transaction: a lost store is refused, never re-created.
-import { linkSync, mkdirSync, renameSync, rmdirSync, statSync } from "node:fs";
+import { accessSync, constants, linkSync, mkdirSync, renameSync, rmdirSync, statSync } from "node:fs";
 import { dirname } from "node:path";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { errorMessage, isJsonObject } from "../../shared/json.ts";
+import { errnoReason } from "../errno.ts";
 import { formatIp, ipFromKey, ipKey, type Family } from "../ip.ts";
 import { firstFreeInWalk } from "../range-set.ts";
 import { fsFailure, RestoreConflictError, StoreError, type RestoreConflict, type StoreErrorKind } from "./errors.ts";
@@ -116,7 +117,17 @@ function asStoreError(e: unknown, f: StoreFiles, busyMs: number): unknown {
   if (kind === "busy")
     return new StoreError(kind, f.dir, `store busy: another process held ${f.dir} for ${busyMs / 1000}s`);
   if (kind === "corrupt") return corruptStore(f.db, errorMessage(e));
-  return new StoreError(kind, f.dir, `store in ${f.dir}: ${errorMessage(e)}`, errorMessage(e));
+  return new StoreError(kind, f.dir, `store in ${f.dir}: ${errorMessage(e)}${whyNotWritable(f.dir)}`, errorMessage(e));
+}
+
+/** SQLite says only "unable to open database file" or "readonly database": name the cause when it is the directory. */
+function whyNotWritable(dir: string): string {
+  try {
+    accessSync(dir, constants.W_OK);
+    return "";
+  } catch (e) {
+    return ` (the directory is not writable: ${errnoReason(e)})`;
+  }
 }
 
 const sqlite = () => process.getBuiltinModule("node:sqlite") as typeof import("node:sqlite");
@@ -201,23 +212,49 @@ function checkIdentity(c: Conn, f: StoreFiles, fileId: string | undefined): stri
   return fileId === undefined ? dbId : undefined;
 }
 
-/** Creates dir and any missing parents; returns the ones it created, deepest first. */
+/**
+ * Creates dir and any missing parents, one level at a time (a recursive mkdir reports ENOENT for a
+ * read-only file system; one level reports EROFS, and the level that failed). Returns the
+ * directories it created, deepest first.
+ */
 function makeDirs(dir: string): string[] {
-  let first: string | undefined;
-  try {
-    first = mkdirSync(dir, { recursive: true, mode: 0o755 });
-  } catch (e) {
-    throw fsFailure("create the store directory", dir, e);
-  }
-  if (first === undefined) return [];
-  const made: string[] = [];
+  const missing: string[] = [];
   for (let d = dir; ; d = dirname(d)) {
-    made.push(d);
-    if (d === first || dirname(d) === d) break;
+    try {
+      if (statSync(d).isDirectory()) break;
+      throw new StoreError("io", d, `store: cannot create the store directory ${dir}: ${d} is not a directory`);
+    } catch (e) {
+      if (e instanceof StoreError) throw e;
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw fsFailure("open", d, e);
+    }
+    missing.push(d);
+    if (dirname(d) === d) break;
+  }
+  const made: string[] = [];
+  for (const d of missing.reverse()) {
+    try {
+      mkdirSync(d, { mode: 0o755 });
+      made.unshift(d);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") continue; // another process made it meanwhile
+      removeDirs(made);
+      throw fsFailure("create the store directory", d, e);
+    }
   }
   // The new directories' entries must survive power loss as the store in them will.
   for (const d of made) syncDir(dirname(d));
   return made;
+}
+
+/** True if the network's directory exists, false if it does not; an I/O store error if it cannot be used. */
+function checkDir(dir: string): boolean {
+  try {
+    if (statSync(dir).isDirectory()) return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw fsFailure("open the store directory", dir, e);
+  }
+  throw new StoreError("io", dir, `store: ${dir} is not a directory`);
 }
 
 /** Removes directories this process created for a store that was not made; never a non-empty one. */
@@ -422,6 +459,7 @@ function sqliteStore(networkDir: string, opts: SqliteOptions): SqliteStore & { c
     async transaction(fn) {
       // A few rounds at most: a round is lost only to a process that placed a store meanwhile.
       for (let round = 0; ; round++) {
+        checkDir(networkDir);
         const ev = dirEvidence(f);
         const why = lostBeforeOpen(f, ev);
         if (why) throw lostStore(f, why);
@@ -479,13 +517,7 @@ export function createSqliteStore(networkDir: string, opts: SqliteOptions = {}):
  * CHECK, GC, STATUS change no state they do not own). A lost store is a "lost" store error.
  */
 export function openSqliteStore(networkDir: string, opts: SqliteOptions = {}): SqliteStore | undefined {
-  try {
-    if (!statSync(networkDir).isDirectory())
-      throw new StoreError("io", networkDir, `store: ${networkDir} is not a directory`);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw e instanceof StoreError ? e : fsFailure("read", networkDir, e);
-  }
+  if (!checkDir(networkDir)) return undefined;
   const f = storeFiles(networkDir);
   const ev = dirEvidence(f);
   const why = lostBeforeOpen(f, ev);

@@ -59,11 +59,17 @@ function decodeConfig(text: string): JsonObject {
   return parsed;
 }
 
-function configVersion(config: JsonObject): string {
+/**
+ * The config's cniVersion. Missing means 0.1.0 (the spec); null too, as Go decodes it into "".
+ * Another type is a decoding failure, except for DEL: it renders no result, so the version is a
+ * field it does not need, and a broken config must not keep it from freeing the attachment.
+ */
+function configVersion(config: JsonObject, command: CniEnv["command"]): string {
   const v = config.cniVersion;
-  if (v === undefined || v === "") return "0.1.0"; // the spec: a missing cniVersion means 0.1.0
-  if (typeof v !== "string") throw decodingFailure("error unmarshall network config: cniVersion must be a string");
-  return v;
+  if (v === undefined || v === null || v === "") return "0.1.0";
+  if (typeof v === "string") return v;
+  if (command === "DEL") return "0.1.0";
+  throw decodingFailure("error unmarshall network config: cniVersion must be a string");
 }
 
 function networkName(config: JsonObject): string {
@@ -94,7 +100,7 @@ async function dispatch(handlers: CniHandlers, env: CniEnv, text: string, state:
     return `${JSON.stringify({ cniVersion: asked, supportedVersions: SUPPORTED_VERSIONS })}\n`;
   }
   const config = decodeConfig(text);
-  const v = configVersion(config);
+  const v = configVersion(config, env.command);
   if (isSupported(v)) state.version = v;
   const name = networkName(config);
   if (!isSupported(v)) {

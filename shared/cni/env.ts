@@ -25,6 +25,9 @@ const REQUIRED: Record<Command, readonly string[]> = {
   VERSION: [],
 };
 
+/** The commands about one attachment: the only ones that read CNI_CONTAINERID and CNI_IFNAME. */
+const ATTACHMENT_COMMANDS: readonly Command[] = ["ADD", "CHECK", "DEL"];
+
 // skel: validateContainerID / ValidateNetworkName share this pattern.
 const NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 export const isValidName = (s: string): boolean => NAME_RE.test(s);
@@ -48,12 +51,16 @@ export function parseEnv(env: Env): CniEnv {
   const missing = REQUIRED[command].filter((k) => !env[k]);
   if (missing.length > 0) throw invalidEnv(`required env variables [${missing.join(",")}] missing`);
 
+  // Validated only for the commands that use them, as the skel does (containernetworking/cni
+  // pkg/skel: a variable's check runs only where it is required): VERSION, GC and STATUS answer
+  // whatever the runtime left in CNI_CONTAINERID and CNI_IFNAME.
+  const attachment = ATTACHMENT_COMMANDS.includes(command);
   const containerId = env.CNI_CONTAINERID ?? "";
-  if (containerId !== "" && !isValidName(containerId)) {
+  if (attachment && !isValidName(containerId)) {
     throw invalidEnv("invalid characters in containerID", containerId);
   }
   const ifname = env.CNI_IFNAME ?? "";
-  if (ifname !== "" || REQUIRED[command].includes("CNI_IFNAME")) {
+  if (attachment) {
     const bad = validateIfname(ifname);
     if (bad) throw invalidEnv(bad); // the skel gives no details here
   }

@@ -122,6 +122,61 @@ scenarios.push(
     ],
   },
   {
+    // Overlap checks sort and compare neighbours (cni/overlap.ts); the pair named must still be the
+    // first one host-local's nested loops find, also where a later pair sorts first.
+    name: "overlapping ranges and range sets: the same pair named",
+    conf: v("1.0.0", { subnet: "10.14.0.0/24" }),
+    steps: [
+      [[{ subnet: "10.0.5.0/24" }, { subnet: "10.0.0.0/24" }, { subnet: "10.1.0.0/24" }, { subnet: "10.0.0.0/16" }]],
+      [[{ subnet: "10.2.0.0/24" }, { subnet: "10.3.0.0/16" }, { subnet: "10.3.7.0/24" }, { subnet: "10.2.0.0/25" }]],
+      [
+        [
+          { subnet: "10.0.0.0/24", rangeEnd: "10.0.0.127" },
+          { subnet: "10.0.0.0/24", rangeStart: "10.0.0.127" },
+        ],
+      ],
+      [
+        [{ subnet: "10.9.0.0/24" }],
+        [{ subnet: "10.1.0.0/24" }, { subnet: "10.2.0.0/24" }],
+        [{ subnet: "10.2.0.0/16" }],
+        [{ subnet: "10.1.0.0/16" }],
+      ],
+      [
+        [{ subnet: "2001:db8::/64" }],
+        [{ subnet: "10.1.0.0/16" }],
+        [{ subnet: "10.5.0.0/16" }],
+        [{ subnet: "10.1.3.0/24" }],
+      ],
+      [
+        [{ subnet: "10.6.0.0/24" }],
+        [{ subnet: "2001:db8::/64" }],
+        [{ subnet: "2001:db8::/48" }],
+        [{ subnet: "10.6.0.0/16" }],
+      ],
+    ].map((ranges) => ({ command: "ADD", containerId: "a", conf: v("1.0.0", { ranges }) })),
+  },
+  {
+    // types.UnmarshallableBool and ip.IP.UnmarshalText as host-local 1.1.1 has them.
+    name: "CNI_ARGS: IgnoreUnknown spellings, an empty IP=, bad values",
+    conf: v("1.0.0", { subnet: "10.15.0.0/24" }),
+    steps: [
+      "IgnoreUnknown=t;K8S_POD_NAME=p",
+      "IgnoreUnknown=;K8S_POD_NAME=p",
+      "IgnoreUnknown=T",
+      "IgnoreUnknown=yes",
+      "IgnoreUnknown=TRUE;K8S_POD_NAME=p",
+      "IgnoreUnknown=tRuE;K8S_POD_NAME=p",
+      "IgnoreUnknown=False;K8S_POD_NAME=p",
+      "IP=",
+      "IP=10.15.0.50;IP=",
+      "IgnoreUnknown=1;IP=",
+      "IP=999.1.1.1",
+      "IP=10.15.0.0.1",
+      "CommonArgs=x",
+      "ip=10.15.0.60",
+    ].map((args, i) => ({ command: "ADD", containerId: `c${i}`, args })),
+  },
+  {
     name: "repeated ADD of one attachment (intended difference)",
     conf: v("1.0.0", { subnet: "10.13.0.0/24" }),
     steps: [
