@@ -6,7 +6,8 @@
 // made it), each round on a fresh data dir, and must hand out N distinct addresses.
 // Targets: 200 within 1.2x of the bare burst, 50 within 1.1x (median of the per-round ratios).
 // Usage: node bench/burst.bench.ts   (BENCH_BURST_ROUNDS=N, default 5; BENCH_BURST_SIZES=50,200;
-// BERTH_IPAM=path picks another build; needs npm run build first)
+// BERTH_IPAM=path picks another build; BERTH_BASELINE_IPAM=path adds the bursts of an older build
+// to every round, for a before/after in one run; needs npm run build first)
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,7 +20,8 @@ const SIZES = (process.env.BENCH_BURST_SIZES ?? "50,200").split(",").map(Number)
 const HOST_LOCAL = "/usr/lib/cni/host-local";
 const CLEAN_PATH = "/usr/bin:/bin";
 
-type Kind = "bare" | "berth" | "host-local";
+type Kind = "bare" | "berth" | "baseline" | "host-local";
+const BASELINE = process.env.BERTH_BASELINE_IPAM;
 type Burst = { wallMs: number; calls: number[] };
 
 const conf = (kind: Kind, dataDir: string) =>
@@ -27,7 +29,7 @@ const conf = (kind: Kind, dataDir: string) =>
     cniVersion: "1.0.0",
     name: "burstnet",
     type: "bridge",
-    ipam: { type: kind === "berth" ? "berth-ipam" : "host-local", dataDir, subnet: "10.128.0.0/16" },
+    ipam: { type: kind === "host-local" ? "host-local" : "berth-ipam", dataDir, subnet: "10.128.0.0/16" },
   });
 
 const addEnv = (id: string) => ({
@@ -44,9 +46,18 @@ function check(r: Timed, what: string): Timed {
   return r;
 }
 
+const fileOf = (kind: Kind): string =>
+  kind === "bare"
+    ? process.execPath
+    : kind === "berth"
+      ? IPAM_PLUGIN
+      : kind === "baseline"
+        ? (BASELINE ?? "")
+        : HOST_LOCAL;
+
 /** Starts n processes in one loop and waits for the last; every one must succeed. */
 async function burst(kind: Kind, n: number, dataDir: string): Promise<Burst> {
-  const file = kind === "bare" ? process.execPath : kind === "berth" ? IPAM_PLUGIN : HOST_LOCAL;
+  const file = fileOf(kind);
   const stdinFile = `${dataDir}.json`;
   writeFileSync(stdinFile, kind === "bare" ? "" : conf(kind, dataDir));
   const t0 = process.hrtime.bigint();
@@ -68,7 +79,9 @@ async function burst(kind: Kind, n: number, dataDir: string): Promise<Burst> {
 
 async function main(): Promise<void> {
   if (!existsSync(IPAM_PLUGIN)) throw new Error(`${IPAM_PLUGIN} missing: run npm run build`);
-  const kinds: Kind[] = existsSync(HOST_LOCAL) ? ["bare", "berth", "host-local"] : ["bare", "berth"];
+  const kinds: Kind[] = ["bare", "berth"];
+  if (BASELINE) kinds.push("baseline");
+  if (existsSync(HOST_LOCAL)) kinds.push("host-local");
   const root = mkdtempSync(join(tmpdir(), "berth-burst-"));
   const out = new Map<string, Burst[]>();
   try {
@@ -77,10 +90,11 @@ async function main(): Promise<void> {
         for (const kind of kinds) {
           const dataDir = join(root, `${kind}-${n}-${round}`);
           // The store (or host-local's directory) exists before the burst, as on a node that ran pods.
-          if (kind !== "bare") {
-            const file = kind === "berth" ? IPAM_PLUGIN : HOST_LOCAL;
-            check(await timedExec(file, [], { env: addEnv("first"), stdin: conf(kind, dataDir) }), `${kind} first ADD`);
-          }
+          if (kind !== "bare")
+            check(
+              await timedExec(fileOf(kind), [], { env: addEnv("first"), stdin: conf(kind, dataDir) }),
+              `${kind} first ADD`,
+            );
           const b = await burst(kind, n, dataDir);
           out.set(`${kind} ${n}`, [...(out.get(`${kind} ${n}`) ?? []), b]);
           process.stderr.write(`round ${round + 1}/${ROUNDS}: ${n} ${kind}: ${b.wallMs.toFixed(0)} ms\n`);
@@ -95,7 +109,7 @@ async function main(): Promise<void> {
 
   const fmt = (x: number) => x.toFixed(0);
   const lines = [
-    `Node ${process.version}; ${ROUNDS} rounds, each: bare \`node -e 0\` burst, berth-ipam burst, host-local burst; clean environment; one network (/16) per burst.`,
+    `Node ${process.version}; ${ROUNDS} rounds, each: ${kinds.join(", ")} bursts in turn; clean environment; one network (/16) per burst; berth-ipam = ${IPAM_PLUGIN}.`,
     "",
     "| burst | wall ms (median) | wall / bare (median of rounds) | wall / bare per round | call p50 ms | call p99 ms |",
     "|---|---|---|---|---|---|",
@@ -108,8 +122,9 @@ async function main(): Promise<void> {
       const ratios = bs.map((b, i) => b.wallMs / (bare[i]?.wallMs ?? Number.NaN));
       const calls = bs.flatMap((b) => b.calls);
       const median = quantile(ratios, 0.5);
+      const label = kind === "baseline" ? `berth-ipam baseline (${BASELINE})` : kind === "berth" ? "berth-ipam" : kind;
       lines.push(
-        `| ${n} ${kind} | ${fmt(
+        `| ${n} ${label} | ${fmt(
           quantile(
             bs.map((b) => b.wallMs),
             0.5,

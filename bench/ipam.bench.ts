@@ -11,7 +11,8 @@ import { IPAM_PLUGIN } from "../test/helpers/exec.ts";
 import { formatIp } from "../cni/ip.ts";
 import { canonicalizeRanges, rangeSet } from "../cni/range-set.ts";
 import { createSqliteStore } from "../cni/store/sqlite.ts";
-import { stats } from "./stats.ts";
+import { quantile, stats } from "./stats.ts";
+import { loadIpamConfig } from "../cni/config.ts";
 import { timedExec } from "./timed-exec.ts";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 30);
@@ -73,6 +74,59 @@ async function concurrentAdds(p: Pool, n: number, tag: string): Promise<number> 
   const t0 = process.hrtime.bigint();
   await Promise.all(Array.from({ length: n }, (_, i) => add(p, `${tag}${i}`)));
   return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+/** n disjoint /24 ranges of 10.x.y.0 in a shuffled order. */
+const manyRanges = (n: number) =>
+  Array.from({ length: n }, (_, i) => (i * 7919) % n).map((k) => ({ subnet: `10.${(k >> 8) & 255}.${k & 255}.0/24` }));
+
+/**
+ * Range-set validation as the number of ranges grows (host-local's pairwise check is O(n^2)):
+ * in-process, one set of n ranges and n sets of one range; and one ADD through each plugin with
+ * 3,000 ranges in one set (host-local at 30,000 would take about half a minute).
+ */
+async function rangeValidation(root: string, haveRef: boolean): Promise<string[]> {
+  const lines = ["| range-set validation | median ms | runs |", "|---|---|---|"];
+  const validate = (ipam: Record<string, unknown>) =>
+    loadIpamConfig({
+      env: { command: "ADD", containerId: "c", netns: "/n", ifname: "eth0", args: "", path: [] },
+      version: "1.0.0",
+      config: { ipam },
+      name: "n",
+    });
+  for (const n of [3_000, 30_000]) {
+    const ranges = manyRanges(n);
+    for (const [shape, ipam] of [
+      ["in one set", { ranges: [ranges] }],
+      ["as many one-range sets", { ranges: ranges.map((r) => [r]) }],
+    ] as const) {
+      const times = Array.from({ length: 5 }, () => {
+        const t0 = performance.now();
+        validate(ipam);
+        return performance.now() - t0;
+      });
+      lines.push(
+        `| ${n.toLocaleString("en")} ranges ${shape}, in-process | ${quantile(times, 0.5).toFixed(1)} | ${times.length} |`,
+      );
+    }
+  }
+  for (const plugin of haveRef ? (["berth", "host-local"] as const) : (["berth"] as const)) {
+    const times: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const dir = join(root, `ranges-${plugin}-${i}`);
+      const conf = JSON.stringify({
+        cniVersion: "1.0.0",
+        name: "rangesnet",
+        type: "bridge",
+        ipam: { type: plugin === "berth" ? "berth-ipam" : "host-local", dataDir: dir, ranges: [manyRanges(3_000)] },
+      });
+      times.push(await run(plugin === "berth" ? IPAM_PLUGIN : HOST_LOCAL, [], cniEnv("ADD", `r${i}`), conf));
+    }
+    lines.push(
+      `| ADD with 3,000 ranges in one set, ${plugin} (whole exec) | ${quantile(times, 0.5).toFixed(1)} | ${times.length} |`,
+    );
+  }
+  return lines;
 }
 
 async function main(): Promise<void> {
@@ -153,6 +207,7 @@ async function main(): Promise<void> {
         `DEL at 60,000 / empty DEL = ${(fullDel.median / emptyDel.median).toFixed(2)}`,
       `Target: berth empty ADD / node -e 0 = ${(berthEmpty.median / node.median).toFixed(2)} (<= 1.25: ${verdict(berthEmpty.median / node.median <= 1.25)})`,
     );
+    lines.push("", ...(await rangeValidation(root, haveRef)));
     process.stdout.write(`${lines.join("\n")}\n`);
   } finally {
     rmSync(root, { recursive: true, force: true });

@@ -4,6 +4,9 @@ import { runCni } from "../shared/cni/dispatch.ts";
 import { versionLine } from "../shared/build-info.ts";
 import { writeStdout } from "../shared/io.ts";
 import { commands } from "./commands.ts";
+import { mark } from "./trace.ts";
+
+mark("main");
 
 // Reservations and the store are private to the node's runtime (host-local writes 0600 files).
 process.umask(0o077);

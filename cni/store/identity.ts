@@ -9,7 +9,6 @@
 // a database alone cannot tell a truncation from a fresh start.
 //
 // This module holds the file side and the verdicts; cni/store/sqlite.ts reads the database side.
-import { randomBytes, randomUUID } from "node:crypto";
 import {
   closeSync,
   constants,
@@ -68,7 +67,9 @@ export function regularFile(path: string): Stats | undefined {
 }
 
 const ID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-export const newStoreId = (): string => randomUUID();
+// node:crypto is loaded only here, when a store is made: loading it costs every process several ms.
+const crypto = () => process.getBuiltinModule("node:crypto") as typeof import("node:crypto");
+export const newStoreId = (): string => crypto().randomUUID();
 export const isStoreId = (s: string): boolean => ID_RE.test(s);
 
 /** The identity file's ID; undefined when there is none, "damaged" when it holds anything else. */
@@ -97,7 +98,7 @@ export function readIdFile(f: StoreFiles): string | "damaged" | undefined {
 
 /** A name in the network's directory that nothing else uses, for a file about to be renamed or linked. */
 export const tempName = (f: StoreFiles, what: string): string =>
-  join(f.dir, `.${what}.${process.pid}.${randomBytes(6).toString("hex")}.new`);
+  join(f.dir, `.${what}.${process.pid}.${crypto().randomBytes(6).toString("hex")}.new`);
 
 /** Creates a file that did not exist (never through a link), mode 0600, with the given content, synced. */
 export function createFile(path: string, content: string): void {

@@ -172,6 +172,26 @@ test("failures are store errors naming the store's path: busy, corrupt, io", asy
   assert.match(io.message, join(dir, "file", "net"));
 });
 
+test("a writer runs at a raised priority while it holds the write lock, and drops back after", async ({ store }) => {
+  const { getPriority, setPriority } = await import("node:os");
+  const before = getPriority();
+  const canRaise = (() => {
+    try {
+      setPriority(before - 1);
+      setPriority(before);
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  await store.transaction(async () => undefined); // makes the store: its own temporary database, no shared lock
+  const inside = await store.transaction(async () => getPriority());
+  assert.is(inside, canRaise ? Math.min(before, -10) : before);
+  assert.is(getPriority(), before, "restored after COMMIT");
+  await store.transaction(async () => Promise.reject(new Error("abort"))).catch(() => undefined);
+  assert.is(getPriority(), before, "restored after ROLLBACK");
+});
+
 test("the command side maps store errors to CNI codes: busy, unavailable, conflict 11; corrupt, io 5", () => {
   for (const [kind, code] of [
     ["busy", 11],
