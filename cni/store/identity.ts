@@ -53,13 +53,15 @@ export const recoverCommand = (f: StoreFiles): string =>
  * another network's store or outside the data dir).
  */
 export function regularFile(path: string): Stats | undefined {
-  let st: Stats;
+  let st: Stats | undefined;
   try {
-    st = lstatSync(path);
+    // A missing file is the common case: no exception for it. (This also answers "no entry" for
+    // ENOTDIR; callers have checked the directory first.)
+    st = lstatSync(path, { throwIfNoEntry: false });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw fsFailure("read", path, e);
   }
+  if (!st) return undefined;
   if (st.isSymbolicLink())
     throw new StoreError("io", path, `store: ${path} is a symbolic link; berth never opens a store through one`);
   if (!st.isFile()) throw new StoreError("io", path, `store: ${path} is not a regular file`);

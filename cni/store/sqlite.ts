@@ -14,7 +14,7 @@
 // half-made, a failed first command leaves nothing behind, and an existing berth.db is opened
 // without any schema work. Identity (cni/store/identity.ts) is checked inside every write
 // transaction: a lost store is refused, never re-created.
-import { accessSync, constants, linkSync, mkdirSync, renameSync, rmdirSync, statSync } from "node:fs";
+import { accessSync, constants, linkSync, mkdirSync, renameSync, rmdirSync, type Stats, statSync } from "node:fs";
 import { dirname } from "node:path";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
 import { errorMessage, isJsonObject } from "../../shared/json.ts";
@@ -178,15 +178,16 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
  * else keeps SQLite's handler (a reader waiting out a log recovery or a checkpoint).
  */
 function beginImmediate(db: DatabaseSync, busyMs: number): void {
-  const start = performance.now();
+  // Date.now, not performance.now: the `performance` global loads perf_hooks, 2-3 ms per process.
+  const start = Date.now();
   db.exec("PRAGMA busy_timeout = 0");
   try {
-    for (let wait = 0.5; ; wait = Math.min(wait * 2, performance.now() - start < 1000 ? 4 : 16)) {
+    for (let wait = 0.5; ; wait = Math.min(wait * 2, Date.now() - start < 1000 ? 4 : 16)) {
       try {
         db.exec("BEGIN IMMEDIATE");
         return;
       } catch (e) {
-        if (sqliteCode(e) !== 5 || performance.now() - start >= busyMs) throw e;
+        if (sqliteCode(e) !== 5 || Date.now() - start >= busyMs) throw e;
       }
       Atomics.wait(pause, 0, 0, wait * (0.75 + Math.random() / 2));
     }
@@ -279,12 +280,15 @@ function makeDirs(dir: string): string[] {
 
 /** True if the network's directory exists, false if it does not; an I/O store error if it cannot be used. */
 function checkDir(dir: string): boolean {
+  let st: Stats;
   try {
-    if (statSync(dir).isDirectory()) return true;
+    // Not throwIfNoEntry: it answers "no entry" for ENOTDIR too (a data dir that is a file).
+    st = statSync(dir);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
     throw fsFailure("open the store directory", dir, e);
   }
+  if (st.isDirectory()) return true;
   throw new StoreError("io", dir, `store: ${dir} is not a directory`);
 }
 
@@ -593,6 +597,7 @@ export function inspectSqliteStore(networkDir: string, opts: { integrity?: boole
   };
   let c: Conn | undefined;
   try {
+    if (!checkDir(networkDir)) return { state: "absent", path: f.db };
     const ev = dirEvidence(f);
     const why = lostBeforeOpen(f, ev);
     if (why) throw lostStore(f, why);
