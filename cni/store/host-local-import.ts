@@ -2,12 +2,12 @@
 // the address and containing "<id>\r\n<ifname>" (or only "<id>" in old versions). On first use
 // berth takes those over as reservations, so switching a network from host-local to berth-ipam
 // can never hand out an address that a running container still has.
-import { closeSync, constants, openSync, readdirSync, readSync, unlinkSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readdirSync, readSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import type { StatementSync } from "node:sqlite";
-import { formatIp, ipKey, parseIp } from "../ip.ts";
+import { formatIp, ipKey, parseIp, type Ip } from "../ip.ts";
 import { fsFailure } from "./errors.ts";
-import type { Reservation } from "./store.ts";
+import type { Attachment, Reservation } from "./store.ts";
 
 const MARK = "host-local-imported";
 // A record holds a container ID and an interface name; anything longer is not one of host-local's.
@@ -35,8 +35,8 @@ function recordNames(dir: string): string[] {
 /** True when dir holds host-local records: a network host-local used, which berth takes over. */
 export const hasHostLocalRecords = (dir: string): boolean => recordNames(dir).length > 0;
 
-/** A record file's content, at most MAX_RECORD bytes, never through a link; undefined if unreadable. */
-function readRecord(path: string): string | undefined {
+/** A record file's content (at most MAX_RECORD bytes) and when host-local wrote it, never through a link; undefined if unreadable. */
+function readRecordFile(path: string): { content: string; writtenAt: number } | undefined {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -45,13 +45,16 @@ function readRecord(path: string): string | undefined {
   }
   try {
     const buf = Buffer.alloc(MAX_RECORD);
-    return buf.subarray(0, readSync(fd, buf, 0, MAX_RECORD, 0)).toString("utf8");
+    const content = buf.subarray(0, readSync(fd, buf, 0, MAX_RECORD, 0)).toString("utf8");
+    return { content, writtenAt: Math.trunc(fstatSync(fd).mtimeMs) };
   } catch {
     return undefined;
   } finally {
     closeSync(fd);
   }
 }
+
+const readRecord = (path: string): string | undefined => readRecordFile(path)?.content;
 
 /** Parses one host-local record file's content. */
 export function parseHostLocalRecord(content: string): { containerId: string; ifname: string } | undefined {
@@ -60,29 +63,66 @@ export function parseHostLocalRecord(content: string): { containerId: string; if
 }
 
 /**
+ * The owner given to an empty record file (what a host-local crash leaves) or an unreadable one,
+ * which says no more: the owner is unknown, so the address is kept out of circulation under a
+ * placeholder owner that GC can release.
+ */
+export const UNKNOWN_OWNER: Attachment = { containerId: "host-local-unknown", ifname: "" };
+
+/** One record file: its address, its owner, and when host-local wrote it (the reservation's time). */
+export type HostLocalRecord = { ip: Ip; owner: Attachment; writtenAt: number | null };
+
+/** Every host-local record file in dir. */
+export function hostLocalRecords(dir: string): HostLocalRecord[] {
+  const out: HostLocalRecord[] = [];
+  for (const name of recordNames(dir)) {
+    const ip = parseIp(name);
+    if (!ip) continue;
+    const file = readRecordFile(join(dir, name));
+    const rec = file === undefined ? undefined : parseHostLocalRecord(file.content);
+    out.push({ ip, owner: rec ?? UNKNOWN_OWNER, writtenAt: file?.writtenAt ?? null });
+  }
+  return out;
+}
+
+const INSERT =
+  "INSERT OR IGNORE INTO reservation (ip, container_id, ifname, range_set, imported, reserved_at) VALUES (?, ?, ?, '', 1, ?)";
+
+/**
  * Runs inside the store's write transaction; does the directory walk once per network. Returns how
  * many addresses it took over (none when it ran before).
  */
 export function importHostLocalRecords(dir: string, q: (sql: string) => StatementSync): number {
   if (q("SELECT 1 FROM meta WHERE key = ?").get(MARK)) return 0;
-  const names = recordNames(dir);
-  const insert = q(
-    "INSERT OR IGNORE INTO reservation (ip, container_id, ifname, range_set, imported) VALUES (?, ?, ?, '', 1)",
-  );
   let taken = 0;
-  for (const name of names) {
-    const ip = parseIp(name);
-    if (!ip) continue;
-    const content = readRecord(join(dir, name));
-    // An empty file is what a host-local crash leaves, and an unreadable one says no more: the
-    // owner is unknown, so keep the address out of circulation under a placeholder owner that GC
-    // can release.
-    const rec = content === undefined ? undefined : parseHostLocalRecord(content);
-    const owner = rec ?? { containerId: "host-local-unknown", ifname: "" };
-    taken += Number(insert.run(ipKey(ip), owner.containerId, owner.ifname).changes);
-  }
+  for (const r of hostLocalRecords(dir)) taken += Number(importRecord(r, q));
   q("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)").run(MARK, new Date().toISOString());
   return taken;
+}
+
+/** Takes one record into the store (if its address is free), dated by its file. */
+export function importRecord(r: HostLocalRecord, q: (sql: string) => StatementSync): boolean {
+  return q(INSERT).run(ipKey(r.ip), r.owner.containerId, r.owner.ifname, r.writtenAt).changes > 0;
+}
+
+/** A record file the store does not match: its address is free, or held by another container. */
+export type Leftover = HostLocalRecord & { holder: Attachment | undefined };
+
+/**
+ * Record files left after the import that the store does not account for: written by a host-local
+ * that ran again, or kept by a crash between a release's commit and the file's removal. Before the
+ * import nothing is left over: the first transaction takes every file in.
+ */
+export function leftoverRecords(dir: string, q: (sql: string) => StatementSync): Leftover[] {
+  if (!q("SELECT 1 FROM meta WHERE key = ?").get(MARK)) return [];
+  const holderOf = q("SELECT container_id, ifname FROM reservation WHERE ip = ?");
+  const out: Leftover[] = [];
+  for (const r of hostLocalRecords(dir)) {
+    const row = holderOf.get(ipKey(r.ip)) as { container_id: string; ifname: string } | undefined;
+    if (row?.container_id === r.owner.containerId) continue;
+    out.push({ ...r, holder: row ? { containerId: row.container_id, ifname: row.ifname } : undefined });
+  }
+  return out;
 }
 
 /** After releasing taken-over records, remove their files so host-local would not see them taken. */

@@ -1,10 +1,14 @@
 // Chooses the store for a network from its config's `store` section: the embedded SQLite store in
 // <dataDir>/<name> (the default), or the cluster-wide etcd store, whose code (and node:http) is
 // loaded only for a network that selects it.
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { StoreConfig } from "../config.ts";
+import { ID_FILE } from "./identity.ts";
+import type { InspectableStore } from "./inspect.ts";
 import {
   createSqliteStore,
+  DB_FILE,
   inspectSqliteStore,
   openSqliteStore,
   restoreSqliteStore,
@@ -89,4 +93,23 @@ export async function restoreStore(
 ): Promise<RestoreOutcome> {
   localOnly(loc, "recover");
   return restoreSqliteStore(networkDir(loc), list, opts);
+}
+
+/**
+ * Whether the network has, or had, a local store in this data dir: its database, or the identity
+ * file a lost one leaves (the operator CLI looks, it never creates one).
+ */
+export const hasStore = (loc: StoreLocation): boolean =>
+  existsSync(join(networkDir(loc), DB_FILE)) || existsSync(join(networkDir(loc), ID_FILE));
+
+/**
+ * The network's local store for the operator CLI, if it has a database; nothing is created
+ * otherwise. A lost store is a "lost" StoreError, as for every command.
+ */
+export function openInspectable(loc: StoreLocation): InspectableStore | undefined {
+  localOnly(loc, "the operator CLI");
+  const s = openSqliteStore(networkDir(loc));
+  if (s && existsSync(join(networkDir(loc), DB_FILE))) return s;
+  s?.close();
+  return undefined;
 }

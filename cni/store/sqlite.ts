@@ -22,7 +22,15 @@ import { errnoReason } from "../errno.ts";
 import { formatIp, ipFromKey, ipKey, type Family } from "../ip.ts";
 import { firstFreeInWalk } from "../range-set.ts";
 import { fsFailure, RestoreConflictError, StoreError, type RestoreConflict, type StoreErrorKind } from "./errors.ts";
-import { hasHostLocalRecords, importHostLocalRecords, releaseHostLocalFiles } from "./host-local-import.ts";
+import {
+  hasHostLocalRecords,
+  importHostLocalRecords,
+  importRecord,
+  leftoverRecords,
+  releaseHostLocalFiles,
+  type Leftover,
+} from "./host-local-import.ts";
+import type { InspectableStore, StorageProblem, StoredReservation } from "./inspect.ts";
 import {
   corruptStore,
   createFile,
@@ -40,12 +48,13 @@ import {
   writeIdFile,
   type StoreFiles,
 } from "./identity.ts";
-import type { Attachment, Reservation, Store } from "./store.ts";
+import type { Attachment, Reservation } from "./store.ts";
 import { mark } from "../trace.ts";
 import { raisePriority } from "./priority.ts";
 
 export { DB_FILE };
-const SCHEMA_VERSION = 1;
+// 1: reservations, cursors, meta. 2: reservation.reserved_at (an older store is migrated in place).
+const SCHEMA_VERSION = 2;
 // How long a process waits for another one's transaction before answering "try again later".
 const BUSY_TIMEOUT_MS = 20_000;
 /** The `meta` key of the store's identity (the same ID as in berth.id). */
@@ -57,7 +66,8 @@ CREATE TABLE IF NOT EXISTS reservation (
   container_id TEXT NOT NULL,
   ifname TEXT NOT NULL,          -- '' for legacy ID-only host-local records
   range_set TEXT NOT NULL,
-  imported INTEGER NOT NULL DEFAULT 0  -- 1: taken over from a host-local file of the same name
+  imported INTEGER NOT NULL DEFAULT 0, -- 1: taken over from a host-local file of the same name
+  reserved_at INTEGER            -- ms since the epoch; NULL: unknown (schema 1, a restore)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS reservation_owner ON reservation (container_id, ifname);
 CREATE TABLE IF NOT EXISTS cursor (range_set TEXT PRIMARY KEY, ip BLOB NOT NULL) WITHOUT ROWID;
@@ -68,7 +78,7 @@ const SQL = {
   getMeta: "SELECT value FROM meta WHERE key = ?",
   setMeta: "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
   scan: "SELECT ip FROM reservation WHERE ip >= ? AND ip <= ? ORDER BY ip",
-  insert: "INSERT OR IGNORE INTO reservation (ip, container_id, ifname, range_set) VALUES (?, ?, ?, ?)",
+  insert: "INSERT OR IGNORE INTO reservation (ip, container_id, ifname, range_set, reserved_at) VALUES (?, ?, ?, ?, ?)",
   moveCursor: "INSERT INTO cursor (range_set, ip) VALUES (?, ?) ON CONFLICT (range_set) DO UPDATE SET ip = excluded.ip",
   getCursor: "SELECT ip FROM cursor WHERE range_set = ?",
   release: "DELETE FROM reservation WHERE container_id = ? AND ifname IN (?, '') RETURNING *",
@@ -79,17 +89,51 @@ const SQL = {
 // Prepared when a connection opens, before the write lock is taken: ADD and DEL use these.
 const HOT = [SQL.getMeta, SQL.scan, SQL.insert, SQL.moveCursor, SQL.getCursor, SQL.release];
 
-export type SqliteStore = Store & { close(): void };
+export type SqliteStore = InspectableStore;
 
 export type SqliteOptions = { busyTimeoutMs?: number };
 
-type Row = { ip: Uint8Array; container_id: string; ifname: string; range_set: string; imported: number };
+type Row = {
+  ip: Uint8Array;
+  container_id: string;
+  ifname: string;
+  range_set: string;
+  imported: number;
+  reserved_at: number | null;
+};
 const toReservation = (r: Row): Reservation => ({
   ip: ipFromKey(r.ip),
   containerId: r.container_id,
   ifname: r.ifname,
   rangeSet: r.range_set,
 });
+const toStored = (r: Row): StoredReservation => ({
+  ip: ipFromKey(r.ip),
+  containerId: r.container_id,
+  ifname: r.ifname,
+  rangeSet: r.range_set,
+  reservedAt: r.reserved_at === null ? undefined : new Date(r.reserved_at),
+});
+
+const owner = (a: { containerId: string; ifname: string }): string => `${a.containerId}/${a.ifname || "(any)"}`;
+function leftoverProblem(l: Leftover): StorageProblem {
+  const rec = `host-local record file ${formatIp(l.ip)} (${owner(l.owner)})`;
+  return l.holder
+    ? {
+        problem: `${rec} names another container than the store, which gives it to ${owner(l.holder)}`,
+        repairable: false,
+      }
+    : { problem: `${rec} is not in the store`, repairable: true };
+}
+
+/** SQLite's own check of every page and index (https://sqlite.org/pragma.html#pragma_integrity_check). */
+function integrityProblems(db: DatabaseSync): string[] {
+  const rows = db.prepare("PRAGMA integrity_check").all() as { integrity_check: string }[];
+  return rows.map((r) => r.integrity_check).filter((m) => m !== "ok");
+}
+// Damage confined to this secondary index is rebuilt from the table by REINDEX, losing nothing.
+const INDEX = "reservation_owner";
+const onlyIndexDamage = (problems: string[]): boolean => problems.every((p) => p.includes(`index ${INDEX}`));
 
 /** SQLite's primary result code of an error node:sqlite threw, if it is one. */
 function sqliteCode(e: unknown): number | undefined {
@@ -196,12 +240,17 @@ function beginImmediate(db: DatabaseSync, busyMs: number): void {
   }
 }
 
-/** Brings a store written by an older berth to the current schema, in its own transaction. */
+/**
+ * Brings a store written by an older berth to the current schema, in its own transaction; the
+ * version is read again under the write lock, as another process may have migrated it meanwhile.
+ * A newer store is left alone: its extra columns are nullable, so this version's writes still fit.
+ */
 function migrate(db: DatabaseSync): void {
   db.exec("BEGIN IMMEDIATE");
   try {
-    if (userVersion(db) < SCHEMA_VERSION) {
-      db.exec(SCHEMA);
+    const from = userVersion(db);
+    if (from < SCHEMA_VERSION) {
+      if (from < 2) db.exec("ALTER TABLE reservation ADD COLUMN reserved_at INTEGER");
       db.exec(`PRAGMA user_version=${SCHEMA_VERSION}`);
     }
     db.exec("COMMIT");
@@ -520,7 +569,7 @@ function sqliteStore(networkDir: string, opts: SqliteOptions): SqliteStore & { c
     },
     async reserve(r) {
       const key = ipKey(r.ip);
-      const res = c().q(SQL.insert).run(key, r.containerId, r.ifname, r.rangeSet);
+      const res = c().q(SQL.insert).run(key, r.containerId, r.ifname, r.rangeSet, Date.now());
       if (res.changes === 0) return false;
       c().q(SQL.moveCursor).run(r.rangeSet, key);
       return true;
@@ -541,6 +590,96 @@ function sqliteStore(networkDir: string, opts: SqliteOptions): SqliteStore & { c
       return (c().q(SQL.attachments).all() as Row[]).map(
         (r): Attachment => ({ containerId: r.container_id, ifname: r.ifname }),
       );
+    },
+    async read(fn) {
+      // The same identity checks as a write transaction, but a deferred one: no write lock.
+      const ev = dirEvidence(f);
+      const why = lostBeforeOpen(f, ev);
+      if (why) throw lostStore(f, why);
+      let conn: Conn;
+      try {
+        live ??= openExisting(f, busyMs);
+        conn = live;
+        conn.db.exec("BEGIN");
+      } catch (e) {
+        throw asStoreError(e, f, busyMs);
+      }
+      cur = conn;
+      try {
+        const dbId = (conn.q(SQL.getMeta).get(STORE_ID) as { value: string } | undefined)?.value;
+        const lost = lostAfterOpen(f, ev.id === "damaged" ? undefined : ev.id, dbId);
+        if (lost) throw lostStore(f, lost);
+        const out = await fn();
+        conn.db.exec("COMMIT");
+        return out;
+      } catch (e) {
+        if (conn.db.isTransaction) conn.db.exec("ROLLBACK");
+        throw asStoreError(e, f, busyMs);
+      } finally {
+        cur = undefined;
+      }
+    },
+    async reservations(filter = {}) {
+      const terms: [string, string | Uint8Array | undefined][] = [
+        ["container_id = ?", filter.containerId],
+        ["ifname IN (?, '')", filter.ifname],
+        ["ip = ?", filter.ip && ipKey(filter.ip)],
+      ];
+      const used = terms.filter((t): t is [string, string | Uint8Array] => t[1] !== undefined);
+      const where = used.length ? ` WHERE ${used.map((t) => t[0]).join(" AND ")}` : "";
+      const sql = `SELECT ip, container_id, ifname, range_set, imported, reserved_at FROM reservation${where} ORDER BY ip`;
+      const out: StoredReservation[] = [];
+      for (const row of c()
+        .q(sql)
+        .iterate(...used.map((t) => t[1])))
+        out.push(toStored(row as Row));
+      return out;
+    },
+    async countReserved(family, lo, hi) {
+      const row = c()
+        .q("SELECT count(*) AS n FROM reservation WHERE ip BETWEEN ? AND ?")
+        .get(ipKey({ family, value: lo }), ipKey({ family, value: hi })) as { n: number };
+      return row.n;
+    },
+    async cursors() {
+      return (c().q("SELECT range_set, ip FROM cursor ORDER BY range_set").all() as Row[]).map((r) => ({
+        rangeSet: r.range_set,
+        ip: ipFromKey(r.ip),
+      }));
+    },
+    async releaseAddress(ip) {
+      const row = c().q("DELETE FROM reservation WHERE ip = ? RETURNING *").get(ipKey(ip)) as Row | undefined;
+      if (!row) return undefined;
+      if (row.imported === 1) releasedFiles.push(toReservation(row));
+      return toReservation(row);
+    },
+    async dropCursor(rangeSet) {
+      return c().q("DELETE FROM cursor WHERE range_set = ?").run(rangeSet).changes > 0;
+    },
+    async checkStorage() {
+      const integrity = integrityProblems(c().db);
+      return [
+        ...integrity.map((problem) => ({
+          problem: `SQLite integrity check: ${problem}`,
+          repairable: onlyIndexDamage(integrity),
+        })),
+        ...leftoverRecords(networkDir, c().q).map(leftoverProblem),
+      ];
+    },
+    async repairStorage() {
+      const done: string[] = [];
+      const integrity = integrityProblems(c().db);
+      if (integrity.length > 0 && onlyIndexDamage(integrity)) {
+        c().db.exec(`REINDEX ${INDEX}`);
+        done.push(`rebuilt index ${INDEX} from the reservations`);
+      }
+      for (const l of leftoverRecords(networkDir, c().q)) {
+        if (l.holder || !importRecord(l, c().q)) continue;
+        done.push(
+          `took host-local record ${formatIp(l.ip)} into the store for ${owner(l.owner)} (release it if that container is gone)`,
+        );
+      }
+      return done;
     },
     close() {
       mark("close");
@@ -671,7 +810,7 @@ function retire(f: StoreFiles, busyMs: number): void {
 function writeReservations(c: Conn, list: readonly Reservation[]): void {
   for (const r of list) {
     const key = ipKey(r.ip);
-    c.q(SQL.insert).run(key, r.containerId, r.ifname, r.rangeSet);
+    c.q(SQL.insert).run(key, r.containerId, r.ifname, r.rangeSet, null); // when it was first reserved is not known
     if (r.rangeSet !== "") c.q(SQL.moveCursor).run(r.rangeSet, key);
   }
 }
