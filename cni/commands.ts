@@ -3,7 +3,7 @@
 import type { CniHandlers, CniRequest } from "../shared/cni/dispatch.ts";
 import { CniError, ErrorCode, internal, invalidConfig, notAvailable, unknownContainer } from "../shared/cni/errors.ts";
 import { prevResultAddresses, type IpamResult, type IpConfig } from "../shared/cni/result.ts";
-import { isJsonObject, type JsonObject } from "../shared/json.ts";
+import { isJsonObject } from "../shared/json.ts";
 import { allocate, type Want } from "./allocator.ts";
 import { dataDirOf, loadIpamConfig, storeConfigOf, type IpamConfig } from "./config.ts";
 import { formatIp, ipEq, parseIp } from "./ip.ts";
@@ -97,28 +97,31 @@ async function check(req: CniRequest): Promise<void> {
   }
 }
 
-/** The attachments GC must keep (SPEC.md GC: cni.dev/valid-attachments; a nil list is null). */
-function validAttachments(config: JsonObject): Attachment[] {
-  const list = config["cni.dev/valid-attachments"];
+/**
+ * A list of attachments to keep, as GC gets it in cni.dev/valid-attachments (SPEC.md GC; a nil
+ * list is null) and `berth-ipam gc --keep` reads it from a file; `where` names it in messages.
+ */
+export function attachmentList(list: unknown, where: string): Attachment[] {
   if (list === null) return [];
-  if (!Array.isArray(list))
-    throw invalidConfig("GC requires cni.dev/valid-attachments (a list of {containerID, ifname})");
+  if (!Array.isArray(list)) throw invalidConfig(`GC requires ${where} (a list of {containerID, ifname})`);
   return list.map((o, i) => {
     if (!isJsonObject(o) || typeof o.containerID !== "string" || typeof o.ifname !== "string") {
-      throw invalidConfig(`cni.dev/valid-attachments[${i}] must be {"containerID": string, "ifname": string}`);
+      throw invalidConfig(`${where}[${i}] must be {"containerID": string, "ifname": string}`);
     }
     return { containerId: o.containerID, ifname: o.ifname };
   });
 }
 
+/** GC keeps an attachment that is valid, and a legacy ID-only record of a valid container. */
+export const isKept = (valid: readonly Attachment[], a: Attachment): boolean =>
+  valid.some((v) => v.containerId === a.containerId && (v.ifname === a.ifname || a.ifname === ""));
+
 async function gc(req: CniRequest): Promise<void> {
-  const valid = validAttachments(req.config);
-  const keep = (a: Attachment) =>
-    valid.some((v) => v.containerId === a.containerId && (v.ifname === a.ifname || a.ifname === ""));
+  const valid = attachmentList(req.config["cni.dev/valid-attachments"], "cni.dev/valid-attachments");
   await withExistingStore(
     locationOf(req),
     async (s) => {
-      for (const a of await s.listAttachments()) if (!keep(a)) await s.releaseById(a);
+      for (const a of await s.listAttachments()) if (!isKept(valid, a)) await s.releaseById(a);
     },
     undefined,
   );

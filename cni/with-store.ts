@@ -9,7 +9,7 @@ import {
   type OpenOptions,
   type StoreLocation,
 } from "./store/open.ts";
-import type { Store } from "./store/store.ts";
+import type { Reservation, Store } from "./store/store.ts";
 
 // SPEC.md "Error codes": 11 asks the runtime to try again later, which fits a store that is busy,
 // out of reach or losing races for now; 5 is an I/O failure, which a retry will not cure (a lost or
@@ -34,9 +34,29 @@ export const cniErrorOf = (e: StoreError): CniError => new CniError(CODE_OF[e.ki
  */
 export type WhenLost = "refuse" | "nothing-stored" | "unavailable";
 
+/**
+ * Every reservation this process's commands released, once committed: the audit log's "released"
+ * (cni/audit-log.ts). A plugin process runs one CNI command, so this is that command's.
+ */
+export const committedReleases: Reservation[] = [];
+
 async function inTransaction<T>(store: OpenedStore, fn: (s: Store) => Promise<T>): Promise<T> {
+  const released: Reservation[] = [];
+  const noting: Store = {
+    ...store,
+    releaseById: async (a) => {
+      const gone = await store.releaseById(a);
+      released.push(...gone);
+      return gone;
+    },
+  };
   try {
-    return await store.transaction(() => fn(store));
+    const out = await store.transaction(() => {
+      released.length = 0; // an optimistic store may run fn again: only the committed run counts
+      return fn(noting);
+    });
+    committedReleases.push(...released);
+    return out;
   } finally {
     store.close();
   }

@@ -13,7 +13,7 @@
 //   Defaults: this machine's architecture, DIR = dist.
 // Another architecture's Node comes from the npm registry (packaging/runtimes.ts) and runs under
 // qemu-user to make its code caches: a V8 code cache is only valid for the V8 that made it.
-import { build, version as esbuildVersion } from "esbuild";
+import { build, type Plugin, version as esbuildVersion } from "esbuild";
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
@@ -143,7 +143,9 @@ function runtimeComponent(arch: Arch): RuntimeComponent {
   return { npmPackage: npmPackage(arch), version: NODE_VERSION, license, integrity };
 }
 
-export type Bundle = { program: Program; raw: string; wrapped: string; metafile: string };
+/** A bundled module: a program's own bundle, or one of its lazy modules (both assets with a code cache). */
+export type Piece = { name: string; raw: string; wrapped: string };
+export type Bundle = Piece & { program: Program; metafile: string; lazy: Piece[] };
 
 const esbuildOptions = (commit: string) => ({
   bundle: true,
@@ -163,18 +165,62 @@ const esbuildOptions = (commit: string) => ({
   banner: { js: "var __import_meta_url=require('url').pathToFileURL(__filename).href;" },
 });
 
+/**
+ * The module a lazy module's dynamic import resolves to in its program's bundle: on first import
+ * it compiles the lazy module's own asset with its code cache, as the launcher does a program.
+ */
+function lazyStub(name: string): string {
+  return [
+    `const sea = require("node:sea");`,
+    "const raw = (k) => { try { return new Uint8Array(sea.getRawAsset(k)); } catch { return undefined; } };",
+    `const source = raw(${JSON.stringify(sourceAsset(name))});`,
+    `if (!source) throw new Error("this executable does not hold ${name} (a broken build)");`,
+    `const cache = raw(${JSON.stringify(cacheAsset(name))});`,
+    `const script = new (require("node:vm").Script)(new TextDecoder().decode(source), { filename: ${JSON.stringify(name)}, ...(cache ? { cachedData: cache } : {}) });`,
+    "script.runInThisContext().call(module.exports, module.exports, require, module, __filename, __dirname);",
+  ].join("\n");
+}
+
+/** Resolves each lazy module's dynamic import to its stub: the program's bundle holds none of its code. */
+function lazyModules(lazy: NonNullable<Program["lazy"]>): Plugin {
+  const byPath = new Map(lazy.map((l) => [join(root, l.module), l.name]));
+  return {
+    name: "berth-lazy-modules",
+    setup(b) {
+      b.onResolve({ filter: /.*/ }, (args) => {
+        const name = args.kind === "dynamic-import" ? byPath.get(resolve(args.resolveDir, args.path)) : undefined;
+        return name ? { path: name, namespace: "berth-lazy" } : undefined;
+      });
+      b.onLoad({ filter: /.*/, namespace: "berth-lazy" }, (args) => ({ loader: "js", contents: lazyStub(args.path) }));
+    },
+  };
+}
+
+type EsbuildMeta = { inputs: Record<string, unknown>; outputs: Record<string, unknown> };
+/** One metafile for a program and its lazy modules: the SBOM lists everything the executable ships. */
+const mergedMeta = (metas: readonly EsbuildMeta[]): EsbuildMeta => ({
+  inputs: Object.assign({}, ...metas.map((m) => m.inputs)),
+  outputs: Object.assign({}, ...metas.map((m) => m.outputs)),
+});
+
 /** Each program bundled on its own (so neither holds the other's code), and the launcher. */
 export async function bundleAll(dir: string, commit: string): Promise<{ bundles: Bundle[]; launcher: string }> {
   mkdirSync(dir, { recursive: true });
   const bundles: Bundle[] = [];
-  for (const p of PROGRAMS) {
-    const raw = join(dir, `${p.name}.cjs`);
-    const r = await build({ ...esbuildOptions(commit), entryPoints: [p.entry], outfile: raw, metafile: true });
-    const metafile = join(dir, `${p.name}.meta.json`);
-    writeFileSync(metafile, JSON.stringify(r.metafile));
-    const wrapped = join(dir, sourceAsset(p.name));
+  const piece = async (name: string, entry: string, plugins: Plugin[]): Promise<Piece & { meta: EsbuildMeta }> => {
+    const raw = join(dir, `${name}.cjs`);
+    const r = await build({ ...esbuildOptions(commit), entryPoints: [entry], outfile: raw, metafile: true, plugins });
+    const wrapped = join(dir, sourceAsset(name));
     writeFileSync(wrapped, wrapBundle(readFileSync(raw, "utf8")));
-    bundles.push({ program: p, raw, wrapped, metafile });
+    return { name, raw, wrapped, meta: r.metafile };
+  };
+  for (const p of PROGRAMS) {
+    const lazy = [];
+    for (const l of p.lazy ?? []) lazy.push(await piece(l.name, l.module, []));
+    const main = await piece(p.name, p.entry, p.lazy ? [lazyModules(p.lazy)] : []);
+    const metafile = join(dir, `${p.name}.meta.json`);
+    writeFileSync(metafile, JSON.stringify(mergedMeta([main.meta, ...lazy.map((l) => l.meta)])));
+    bundles.push({ program: p, name: main.name, raw: main.raw, wrapped: main.wrapped, metafile, lazy });
   }
   const launcher = join(dir, "launcher.cjs");
   await build({
@@ -223,21 +269,19 @@ export async function buildArch(arch: Arch, out: string, b: { bundles: Bundle[];
   const cacheOut = join(out, "bundle", `linux-${arch}`);
   mkdirSync(cacheOut, { recursive: true });
   const [cmd = "", ...pre] = runner(arch, base);
-  for (const x of b.bundles) {
+  const pieces = b.bundles.flatMap((x): Piece[] => [x, ...x.lazy]);
+  for (const x of pieces) {
     // stdout is the program's own --version line; a bare environment, as a runtime may give it.
-    execFileSync(
-      cmd,
-      [...pre, join(here, "code-cache.ts"), x.program.name, x.wrapped, join(cacheOut, cacheAsset(x.program.name))],
-      {
-        stdio: ["ignore", "ignore", "inherit"],
-        env: { PATH: "/usr/local/bin:/usr/bin:/bin" },
-      },
-    );
+    // (A lazy module only defines its exports when run: its cache holds its top level.)
+    execFileSync(cmd, [...pre, join(here, "code-cache.ts"), x.name, x.wrapped, join(cacheOut, cacheAsset(x.name))], {
+      stdio: ["ignore", "ignore", "inherit"],
+      env: { PATH: "/usr/local/bin:/usr/bin:/bin" },
+    });
   }
   const assets: Record<string, string> = {};
-  for (const x of b.bundles) {
-    assets[sourceAsset(x.program.name)] = x.wrapped;
-    assets[cacheAsset(x.program.name)] = join(cacheOut, cacheAsset(x.program.name));
+  for (const x of pieces) {
+    assets[sourceAsset(x.name)] = x.wrapped;
+    assets[cacheAsset(x.name)] = join(cacheOut, cacheAsset(x.name));
   }
   const bin = join(archDir, "bin");
   const primary = join(bin, PRIMARY.name);
@@ -281,7 +325,9 @@ export async function buildSeparate(dir: string): Promise<Record<string, string>
   const out: Record<string, string> = {};
   for (const x of b.bundles) {
     const file = join(dir, "bin", x.program.name);
-    buildSea({ main: x.raw, executable: seaBase(hostArch()), ...SEA_OPTIONS, useCodeCache: true }, file);
+    // The lazy modules go in as assets without a cache (the stub compiles them without one).
+    const assets = Object.fromEntries(x.lazy.map((l) => [sourceAsset(l.name), l.wrapped]));
+    buildSea({ main: x.raw, executable: seaBase(hostArch()), ...SEA_OPTIONS, useCodeCache: true, assets }, file);
     out[x.program.name] = file;
   }
   return out;

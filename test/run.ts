@@ -9,6 +9,7 @@ const here = import.meta.dirname;
 const STAGE_ORDER = [
   "unit",
   "blackbox",
+  "ops",
   "parity",
   "credential-provider",
   "packaging",

@@ -1,7 +1,7 @@
 // The skel: owns the CNI protocol around a plugin's commands, the way the reference Go skel
 // does. It validates the environment, decodes stdin, checks the network name, negotiates the
 // version, calls one command, and prints exactly one thing: the result, or the error JSON.
-import { readStdin, writeStderr, writeStdout } from "../io.ts";
+import { readStdin, writeStderr, writeStdout, type StdinRead } from "../io.ts";
 import { type CniError, decodingFailure, incompatibleVersion, invalidConfig, toCniError } from "./errors.ts";
 import { isValidName, parseEnv, type CniEnv } from "./env.ts";
 import { asJsonObject, errorMessage, isJsonObject, type JsonObject } from "../json.ts";
@@ -33,10 +33,26 @@ export type CniHandlers = {
   status(req: CniRequest): MaybeAsync<void>;
 };
 
+/** What one invocation was asked and answered, for an observer such as an audit log. */
+export type Invocation = {
+  /** The CNI_* variables as given, also when they were invalid. */
+  env: Record<string, string | undefined>;
+  /** The network config, once stdin decoded to a JSON object. */
+  config?: JsonObject;
+  /** The CNI version the answer was given in. */
+  version: string;
+  result?: IpamResult;
+  error?: CniError;
+};
+
 export type RunOptions = {
   env?: Record<string, string | undefined>;
   /** First line of the about text printed when a person runs the plugin without CNI_COMMAND. */
   about: string;
+  /** Printed after the about text (e.g. how to reach the plugin's own command line). */
+  hint?: string;
+  /** Called once the answer is written, before the exit code is returned; its failures are its own. */
+  onDone?: (inv: Invocation) => void | Promise<void>;
   /** Reads stdin and writes the streams; replaceable in unit tests. */
   stdin?: () => ReturnType<typeof readStdin>;
   write?: { stdout(text: string): void; stderr(text: string): void };
@@ -87,19 +103,16 @@ function networkName(config: JsonObject): string {
 /** The version a command needs (SPEC.md version history): CHECK 0.4.0, GC and STATUS 1.1.0. */
 const MIN_VERSION: Partial<Record<CniEnv["command"], string>> = { CHECK: "0.4.0", GC: "1.1.0", STATUS: "1.1.0" };
 
-async function dispatch(handlers: CniHandlers, env: CniEnv, text: string, state: { version: string }): Promise<string> {
-  if (env.command === "VERSION") {
-    // The spec asks VERSION to echo the cniVersion it was given; stdin may be empty or not JSON.
-    let asked: string = LATEST_VERSION;
-    try {
-      const v = asJsonObject(JSON.parse(text))?.cniVersion;
-      if (typeof v === "string" && isSupported(v)) asked = v;
-    } catch {
-      // no usable input: answer with the newest version
-    }
-    return `${JSON.stringify({ cniVersion: asked, supportedVersions: SUPPORTED_VERSIONS })}\n`;
-  }
+type State = { version: string; config?: JsonObject; result?: IpamResult };
+
+/**
+ * The skel's checks of a config command's stdin, in its order: JSON object, cniVersion, network
+ * name, supported version, the command's minimum version. Exported so that a person's tooling
+ * (berth-ipam validate) answers exactly what the plugin would.
+ */
+export function requestOf(env: CniEnv, text: string, state: State = { version: LATEST_VERSION }): CniRequest {
   const config = decodeConfig(text);
+  state.config = config;
   const v = configVersion(config, env.command);
   if (isSupported(v)) state.version = v;
   const name = networkName(config);
@@ -111,11 +124,33 @@ async function dispatch(handlers: CniHandlers, env: CniEnv, text: string, state:
   }
   const min = MIN_VERSION[env.command];
   if (min && !atLeast(v, min)) throw incompatibleVersion(`config version does not allow ${env.command}`);
+  return { env, version: v, config, name };
+}
 
-  const req: CniRequest = { env, version: v, config, name };
+/** The skel's message for stdin that could not be read whole. */
+export function unreadableInput(input: Exclude<StdinRead, { ok: true }>): CniError {
+  return input.reason === "too-large"
+    ? decodingFailure(`error unmarshall network config: input too large (${input.detail})`)
+    : decodingFailure(`error reading network config from stdin: ${input.detail}`);
+}
+
+async function dispatch(handlers: CniHandlers, env: CniEnv, text: string, state: State): Promise<string> {
+  if (env.command === "VERSION") {
+    // The spec asks VERSION to echo the cniVersion it was given; stdin may be empty or not JSON.
+    let asked: string = LATEST_VERSION;
+    try {
+      const v = asJsonObject(JSON.parse(text))?.cniVersion;
+      if (typeof v === "string" && isSupported(v)) asked = v;
+    } catch {
+      // no usable input: answer with the newest version
+    }
+    return `${JSON.stringify({ cniVersion: asked, supportedVersions: SUPPORTED_VERSIONS })}\n`;
+  }
+  const req = requestOf(env, text, state);
   switch (env.command) {
     case "ADD":
-      return `${JSON.stringify(renderResult(v, await handlers.add(req)))}\n`;
+      state.result = await handlers.add(req);
+      return `${JSON.stringify(renderResult(req.version, state.result))}\n`;
     case "DEL":
       await handlers.del(req);
       return "";
@@ -136,23 +171,28 @@ export async function runCni(handlers: CniHandlers, opts: RunOptions): Promise<n
   const envVars = opts.env ?? process.env;
   const out = opts.write ?? { stdout: writeStdout, stderr: writeStderr };
   if (!envVars.CNI_COMMAND) {
-    out.stderr(`${opts.about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(", ")}\n`);
+    const hint = opts.hint ? `${opts.hint}\n` : "";
+    out.stderr(`${opts.about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(", ")}\n${hint}`);
     return 0;
   }
-  const state = { version: LATEST_VERSION as string };
+  const state: State = { version: LATEST_VERSION };
+  let error: CniError | undefined;
   try {
     const env = parseEnv(envVars);
     const input = (opts.stdin ?? readStdin)();
-    if (!input.ok) {
-      throw input.reason === "too-large"
-        ? decodingFailure(`error unmarshall network config: input too large (${input.detail})`)
-        : decodingFailure(`error reading network config from stdin: ${input.detail}`);
-    }
+    if (!input.ok) throw unreadableInput(input);
     const text = await dispatch(handlers, env, input.text, state);
     if (text) out.stdout(text);
-    return 0;
   } catch (e) {
-    out.stdout(errorJson(state.version, toCniError(e)));
-    return 1;
+    error = toCniError(e);
+    out.stdout(errorJson(state.version, error));
   }
+  if (opts.onDone) {
+    try {
+      await opts.onDone({ env: envVars, config: state.config, version: state.version, result: state.result, error });
+    } catch {
+      // an observer never changes the answer already given
+    }
+  }
+  return error ? 1 : 0;
 }

@@ -1,0 +1,126 @@
+// `berth-ipam verify [--repair]`: the store's own integrity check and the invariants every store
+// keeps: no address outside its range set, no attachment with two addresses in one set, every
+// cursor inside its set, and (the SQLite store) no host-local record file left out of the store.
+// --repair fixes, in the store's write transaction, what needs no guess, and says what it did.
+import { formatIp } from "../ip.ts";
+import { StoreError } from "../store/errors.ts";
+import type { Cursor, InspectableStore, StoredReservation } from "../store/inspect.ts";
+import { openInspectable } from "../store/open.ts";
+import { json } from "./output.ts";
+import { fromKey, spans } from "./sets.ts";
+import type { Network } from "./target.ts";
+
+export type Problem = { problem: string; repairable: boolean };
+
+export type NetworkReport = {
+  network: string;
+  /** False when the network has no store yet (nothing to check). */
+  store: boolean;
+  reservations: number;
+  problems: Problem[];
+  repaired: string[];
+};
+
+const who = (r: StoredReservation) => `${r.containerId}/${r.ifname || "(any)"}`;
+
+/** A cursor the walk cannot use: its set's key is not one, or it points outside the set. */
+const badCursor = (c: Cursor): boolean => {
+  const set = fromKey(c.rangeSet);
+  return !set || !spans(set, c.ip);
+};
+
+/** The invariants, from the reservations and cursors alone: the same for every store. */
+export function invariantProblems(rs: readonly StoredReservation[], cursors: readonly Cursor[]): Problem[] {
+  const out: Problem[] = [];
+  const perSet = new Map<string, StoredReservation[]>();
+  for (const r of rs) {
+    if (r.rangeSet === "") continue; // taken over from host-local: recorded without a set
+    const set = fromKey(r.rangeSet);
+    if (!set)
+      out.push({
+        problem: `${formatIp(r.ip)} (${who(r)}) names no valid range set: ${JSON.stringify(r.rangeSet)}`,
+        repairable: false,
+      });
+    else if (!spans(set, r.ip))
+      out.push({ problem: `${formatIp(r.ip)} (${who(r)}) is outside its range set ${r.rangeSet}`, repairable: false });
+    const k = `${r.containerId}\n${r.ifname}\n${r.rangeSet}`;
+    perSet.set(k, [...(perSet.get(k) ?? []), r]);
+  }
+  for (const group of perSet.values()) {
+    const [first] = group;
+    if (!first || group.length < 2) continue;
+    out.push({
+      problem: `attachment ${who(first)} holds ${group.length} addresses in range set ${first.rangeSet}: ${group.map((r) => formatIp(r.ip)).join(", ")}`,
+      repairable: false,
+    });
+  }
+  for (const c of cursors.filter(badCursor)) {
+    out.push({
+      problem: `the cursor of range set ${c.rangeSet} is at ${formatIp(c.ip)}, outside the set`,
+      repairable: true,
+    });
+  }
+  return out;
+}
+
+async function check(s: InspectableStore): Promise<{ reservations: number; problems: Problem[] }> {
+  return s.read(async () => {
+    const rs = await s.reservations();
+    return {
+      reservations: rs.length,
+      problems: [...(await s.checkStorage()), ...invariantProblems(rs, await s.cursors())],
+    };
+  });
+}
+
+async function repair(s: InspectableStore): Promise<string[]> {
+  return s.transaction(async () => {
+    const done = await s.repairStorage();
+    for (const c of (await s.cursors()).filter(badCursor)) {
+      await s.dropCursor(c.rangeSet);
+      done.push(
+        `reset the cursor of range set ${c.rangeSet} (was ${formatIp(c.ip)}): its walk restarts at the set's first address`,
+      );
+    }
+    return done;
+  });
+}
+
+export async function verifyNetwork(net: Network, fix: boolean): Promise<NetworkReport> {
+  const report: NetworkReport = { network: net.network, store: false, reservations: 0, problems: [], repaired: [] };
+  let s: InspectableStore | undefined;
+  try {
+    s = openInspectable(net);
+    if (!s) return report;
+    report.store = true;
+    let found = await check(s);
+    if (fix && found.problems.some((p) => p.repairable)) {
+      report.repaired = await repair(s);
+      found = await check(s);
+    }
+    report.reservations = found.reservations;
+    report.problems = found.problems;
+  } catch (e) {
+    if (!(e instanceof StoreError)) throw e;
+    report.store = true;
+    report.problems.push({ problem: e.message, repairable: false });
+  } finally {
+    s?.close();
+  }
+  return report;
+}
+
+function text(r: NetworkReport): string {
+  const lines = r.repaired.map((d) => `${r.network}: repaired: ${d}`);
+  if (!r.store) lines.push(`${r.network}: no store yet (nothing reserved)`);
+  else if (r.problems.length === 0)
+    lines.push(`${r.network}: ok (${r.reservations} reservation${r.reservations === 1 ? "" : "s"})`);
+  else {
+    lines.push(`${r.network}: ${r.problems.length} problem${r.problems.length === 1 ? "" : "s"}`);
+    for (const p of r.problems) lines.push(`  ${p.problem}${p.repairable ? " (--repair fixes it)" : ""}`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+export const verifyOutput = (reports: readonly NetworkReport[], asJson: boolean): string =>
+  asJson ? json(reports) : reports.map(text).join("");
