@@ -150,6 +150,13 @@ export function ipKey(ip: Ip): Uint8Array {
 }
 
 export function ipFromKey(key: Uint8Array): Ip {
+  // IPv4 (the common case, and a whole pool of it for the operator CLI's list): no 128-bit math.
+  if (key.length === 16 && key[10] === 0xff && key[11] === 0xff && key.subarray(0, 10).every((x) => x === 0)) {
+    return {
+      family: 4,
+      value: BigInt((((key[12] ?? 0) << 24) | ((key[13] ?? 0) << 16) | ((key[14] ?? 0) << 8) | (key[15] ?? 0)) >>> 0),
+    };
+  }
   const b = Buffer.from(key.buffer, key.byteOffset, key.byteLength);
   const v = (b.readBigUInt64BE(0) << 64n) | b.readBigUInt64BE(8);
   return v >> 32n === 0xffffn ? { family: 4, value: v & 0xffffffffn } : { family: 6, value: v };

@@ -6,17 +6,29 @@ export type Column = { header: string; right?: boolean };
 
 /** Columns padded to their widest cell, two spaces apart; the last column is not padded. */
 export function table(columns: readonly Column[], rows: readonly (readonly string[])[]): string {
-  const widths = columns.map((c, i) => rows.reduce((w, r) => Math.max(w, (r[i] ?? "").length), c.header.length));
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((cell, i) => {
-        const last = i === cells.length - 1;
-        if (columns[i]?.right) return cell.padStart(widths[i] ?? 0);
-        return last ? cell : cell.padEnd(widths[i] ?? 0);
-      })
-      .join("  ")
-      .trimEnd();
-  return `${[line(columns.map((c) => c.header)), ...rows.map(line)].join("\n")}\n`;
+  const widths = columns.map((c) => c.header.length);
+  for (const r of rows) {
+    for (let i = 0; i < widths.length; i++) {
+      const n = (r[i] ?? "").length;
+      if (n > (widths[i] ?? 0)) widths[i] = n;
+    }
+  }
+  const last = columns.length - 1;
+  // Plain loops: this runs once per reservation (list of a full /16 is 60,000 lines).
+  const line = (cells: readonly string[]): string => {
+    let out = "";
+    for (let i = 0; i <= last; i++) {
+      const cell = cells[i] ?? "";
+      const gap = (widths[i] ?? 0) - cell.length;
+      if (i > 0) out += "  ";
+      if (columns[i]?.right) out += " ".repeat(gap) + cell;
+      else out += i === last ? cell : cell + " ".repeat(gap);
+    }
+    return out.trimEnd();
+  };
+  const lines = [line(columns.map((c) => c.header))];
+  for (const r of rows) lines.push(line(r));
+  return `${lines.join("\n")}\n`;
 }
 
 /** Aligned "key  value" lines, for one thing described field by field. */

@@ -3,7 +3,7 @@
 // reservation and cursor ("10.1.2.1-10.1.2.254,…": each range's first and last address).
 import { formatIp, parseIp, type Family, type Ip } from "../ip.ts";
 import type { Hole, RangeSet } from "../range-set.ts";
-import type { Cursor, StoredReservation } from "../store/inspect.ts";
+import type { InspectableStore } from "../store/inspect.ts";
 
 export type SetView = {
   key: string;
@@ -44,12 +44,8 @@ export function fromKey(key: string): SetView | undefined {
 }
 
 /** Every set the store's own records name, in key order. */
-export function recordedSets(reservations: readonly StoredReservation[], cursors: readonly Cursor[]): SetView[] {
-  const keys = new Set([...reservations.map((r) => r.rangeSet), ...cursors.map((c) => c.rangeSet)]);
-  return [...keys]
-    .sort()
-    .map(fromKey)
-    .filter((s): s is SetView => s !== undefined);
+export async function recordedSets(s: InspectableStore): Promise<SetView[]> {
+  return (await s.rangeSetKeys()).map(fromKey).filter((v): v is SetView => v !== undefined);
 }
 
 const inside = (hs: readonly Hole[], v: bigint): boolean => hs.some((h) => v >= h.lo && v <= h.hi);

@@ -30,7 +30,7 @@ async function showIn(net: Network, ip: Ip, s: InspectableStore | undefined): Pr
     const sets: SetView[] = net.request
       ? ipamConfigOf(net.request).rangeSets.map(fromRangeSet)
       : s
-        ? recordedSets(await s.reservations(), await s.cursors())
+        ? await recordedSets(s)
         : [];
     return { holder, sets };
   };

@@ -43,11 +43,7 @@ async function usageOf(net: Network, set: SetView, s: InspectableStore | undefin
 
 async function networkUsage(net: Network, s: InspectableStore | undefined): Promise<SetUsage[]> {
   const sets = async () =>
-    net.request
-      ? ipamConfigOf(net.request).rangeSets.map(fromRangeSet)
-      : s
-        ? recordedSets(await s.reservations(), await s.cursors())
-        : [];
+    net.request ? ipamConfigOf(net.request).rangeSets.map(fromRangeSet) : s ? await recordedSets(s) : [];
   const all = async () => {
     const out: SetUsage[] = [];
     for (const set of await sets()) out.push(await usageOf(net, set, s));

@@ -7,7 +7,7 @@ import { StoreError } from "../store/errors.ts";
 import type { Cursor, InspectableStore, StoredReservation } from "../store/inspect.ts";
 import { openInspectable } from "../store/open.ts";
 import { json } from "./output.ts";
-import { fromKey, spans } from "./sets.ts";
+import { fromKey, spans, type SetView } from "./sets.ts";
 import type { Network } from "./target.ts";
 
 export type Problem = { problem: string; repairable: boolean };
@@ -23,6 +23,15 @@ export type NetworkReport = {
 
 const who = (r: StoredReservation) => `${r.containerId}/${r.ifname || "(any)"}`;
 
+/** fromKey, once per key (a store holds few sets and many reservations). */
+function keyParser(): (key: string) => SetView | undefined {
+  const seen = new Map<string, SetView | undefined>();
+  return (key) => {
+    if (!seen.has(key)) seen.set(key, fromKey(key));
+    return seen.get(key);
+  };
+}
+
 /** A cursor the walk cannot use: its set's key is not one, or it points outside the set. */
 const badCursor = (c: Cursor): boolean => {
   const set = fromKey(c.rangeSet);
@@ -33,9 +42,10 @@ const badCursor = (c: Cursor): boolean => {
 export function invariantProblems(rs: readonly StoredReservation[], cursors: readonly Cursor[]): Problem[] {
   const out: Problem[] = [];
   const perSet = new Map<string, StoredReservation[]>();
+  const setOf = keyParser();
   for (const r of rs) {
     if (r.rangeSet === "") continue; // taken over from host-local: recorded without a set
-    const set = fromKey(r.rangeSet);
+    const set = setOf(r.rangeSet);
     if (!set)
       out.push({
         problem: `${formatIp(r.ip)} (${who(r)}) names no valid range set: ${JSON.stringify(r.rangeSet)}`,
@@ -44,7 +54,9 @@ export function invariantProblems(rs: readonly StoredReservation[], cursors: rea
     else if (!spans(set, r.ip))
       out.push({ problem: `${formatIp(r.ip)} (${who(r)}) is outside its range set ${r.rangeSet}`, repairable: false });
     const k = `${r.containerId}\n${r.ifname}\n${r.rangeSet}`;
-    perSet.set(k, [...(perSet.get(k) ?? []), r]);
+    const group = perSet.get(k);
+    if (group) group.push(r);
+    else perSet.set(k, [r]);
   }
   for (const group of perSet.values()) {
     const [first] = group;

@@ -27,6 +27,8 @@ export interface InspectableStore extends Store {
   /** How many addresses of one family in [lo, hi] are reserved. */
   countReserved(family: Family, lo: bigint, hi: bigint): Promise<number>;
   cursors(): Promise<Cursor[]>;
+  /** Every range-set key the store recorded with a reservation or a cursor, sorted. */
+  rangeSetKeys(): Promise<string[]>;
   /** Frees one address, whoever holds it; undefined if it was free. Inside transaction(). */
   releaseAddress(ip: Ip): Promise<Reservation | undefined>;
   /** Forgets a range set's cursor (its walk restarts at the set's first address). Inside transaction(). */

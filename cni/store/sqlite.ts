@@ -647,6 +647,12 @@ function sqliteStore(networkDir: string, opts: SqliteOptions): SqliteStore & { c
         ip: ipFromKey(r.ip),
       }));
     },
+    async rangeSetKeys() {
+      const rows = c()
+        .q("SELECT range_set FROM reservation UNION SELECT range_set FROM cursor ORDER BY 1")
+        .all() as Row[];
+      return rows.map((r) => r.range_set);
+    },
     async releaseAddress(ip) {
       const row = c().q("DELETE FROM reservation WHERE ip = ? RETURNING *").get(ipKey(ip)) as Row | undefined;
       if (!row) return undefined;
