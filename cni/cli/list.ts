@@ -32,7 +32,7 @@ export const heldTable = (rows: readonly Held[]): string =>
 export async function held(nets: readonly Network[], filter: ReservationFilter): Promise<Held[]> {
   const out: Held[] = [];
   for (const net of nets) {
-    const rs = await withStoreOf(net, (s) => s.reservations(filter), []);
+    const rs = await withStoreOf(net, (s) => s.read(() => s.reservations(filter)), []);
     for (const r of rs) out.push({ network: net.network, r });
   }
   return out;

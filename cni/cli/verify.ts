@@ -5,7 +5,7 @@
 import { formatIp } from "../ip.ts";
 import { StoreError } from "../store/errors.ts";
 import type { Cursor, InspectableStore, StoredReservation } from "../store/inspect.ts";
-import { openInspectable } from "../store/open.ts";
+import { inspectStore, openInspectable, type StoreHealth } from "../store/open.ts";
 import { json } from "./output.ts";
 import { fromKey, spans, type SetView } from "./sets.ts";
 import type { Network } from "./target.ts";
@@ -14,8 +14,8 @@ export type Problem = { problem: string; repairable: boolean };
 
 export type NetworkReport = {
   network: string;
-  /** False when the network has no store yet (nothing to check). */
-  store: boolean;
+  /** absent: no store yet (nothing to check); lost or corrupt: refused by every command. */
+  state: StoreHealth["state"];
   reservations: number;
   problems: Problem[];
   repaired: string[];
@@ -99,12 +99,22 @@ async function repair(s: InspectableStore): Promise<string[]> {
 }
 
 export async function verifyNetwork(net: Network, fix: boolean): Promise<NetworkReport> {
-  const report: NetworkReport = { network: net.network, store: false, reservations: 0, problems: [], repaired: [] };
+  const health = inspectStore(net);
+  const report: NetworkReport = {
+    network: net.network,
+    state: health.state,
+    reservations: 0,
+    problems: [],
+    repaired: [],
+  };
+  if (health.state === "lost") report.problems.push({ problem: health.message, repairable: false });
+  if (health.state === "corrupt")
+    report.problems.push({ problem: `store corrupt: ${health.path}: ${health.detail}`, repairable: false });
+  if (health.state !== "ok") return report;
   let s: InspectableStore | undefined;
   try {
     s = openInspectable(net);
-    if (!s) return report;
-    report.store = true;
+    if (!s) return { ...report, state: "absent" };
     let found = await check(s);
     if (fix && found.problems.some((p) => p.repairable)) {
       report.repaired = await repair(s);
@@ -114,8 +124,9 @@ export async function verifyNetwork(net: Network, fix: boolean): Promise<Network
     report.problems = found.problems;
   } catch (e) {
     if (!(e instanceof StoreError)) throw e;
-    report.store = true;
-    report.problems.push({ problem: e.message, repairable: false });
+    if (e.kind === "lost" || e.kind === "corrupt") report.state = e.kind;
+    const problem = e.kind === "corrupt" ? `store corrupt: ${e.where}: ${e.detail}` : e.message;
+    report.problems.push({ problem, repairable: false });
   } finally {
     s?.close();
   }
@@ -124,7 +135,7 @@ export async function verifyNetwork(net: Network, fix: boolean): Promise<Network
 
 function text(r: NetworkReport): string {
   const lines = r.repaired.map((d) => `${r.network}: repaired: ${d}`);
-  if (!r.store) lines.push(`${r.network}: no store yet (nothing reserved)`);
+  if (r.state === "absent") lines.push(`${r.network}: no store yet (nothing reserved)`);
   else if (r.problems.length === 0)
     lines.push(`${r.network}: ok (${r.reservations} reservation${r.reservations === 1 ? "" : "s"})`);
   else {

@@ -19,6 +19,7 @@ export type Cursor = { rangeSet: string; ip: Ip };
 /** Something wrong in the store's own keeping (its files, its integrity), in words for a person. */
 export type StorageProblem = { problem: string; repairable: boolean };
 
+/** The reads run inside read() or transaction(), the changes inside transaction(). */
 export interface InspectableStore extends Store {
   /** Runs fn on one consistent view of the store without taking the write lock. */
   read<T>(fn: () => Promise<T>): Promise<T>;
@@ -29,13 +30,13 @@ export interface InspectableStore extends Store {
   cursors(): Promise<Cursor[]>;
   /** Every range-set key the store recorded with a reservation or a cursor, sorted. */
   rangeSetKeys(): Promise<string[]>;
-  /** Frees one address, whoever holds it; undefined if it was free. Inside transaction(). */
+  /** Frees one address, whoever holds it; undefined if it was free. */
   releaseAddress(ip: Ip): Promise<Reservation | undefined>;
-  /** Forgets a range set's cursor (its walk restarts at the set's first address). Inside transaction(). */
+  /** Forgets a range set's cursor (its walk restarts at the set's first address). */
   dropCursor(rangeSet: string): Promise<boolean>;
   /** The store's own checks: its storage's integrity check and the state only it keeps. */
   checkStorage(): Promise<StorageProblem[]>;
-  /** Fixes what checkStorage finds that needs no guess; says what it did. Inside transaction(). */
+  /** Fixes what checkStorage finds that needs no guess; says what it did. */
   repairStorage(): Promise<string[]>;
   close(): void;
 }

@@ -3,7 +3,7 @@
 // host-local record file, a damaged index, a file that is not a database. --repair fixes what
 // needs no guess (and says so); the rest stays a problem, exit 1.
 import * as assert from "uvu/assert";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { ipKey, parseIp } from "../../cni/ip.ts";
@@ -30,7 +30,7 @@ function edit(dir: string, sql: string, ...args: (string | Uint8Array)[]): void 
 
 type Report = {
   network: string;
-  store: boolean;
+  state: string;
   reservations: number;
   problems: { problem: string; repairable: boolean }[];
   repaired: string[];
@@ -47,7 +47,7 @@ test("a clean store filled by ADDs and DELs: ok, exit 0, text and JSON", async (
   assert.is((await cni({ command: "DEL", containerId: "b" }, conf)).code, 0);
   assert.is(await ok("verify", ...at(dir)), "testnet: ok (2 reservations)\n");
   assert.equal(await okJson<Report[]>("verify", ...at(dir)), [
-    { network: NET, store: true, reservations: 2, problems: [], repaired: [] },
+    { network: NET, state: "ok", reservations: 2, problems: [], repaired: [] },
   ]);
   assert.is(await ok("verify", "--data-dir", dir, "--network", "never"), "never: no store yet (nothing reserved)\n");
 });
@@ -152,11 +152,58 @@ test("damage to the owner index (SQLite's integrity check): --repair rebuilds it
   await ok("release", "--container-id", "victim", ...at(dir), "--network", NET);
 });
 
-test("a file that is not a database: reported as the store's error, exit 1", async ({ dir }) => {
+test("a store whose pages are damaged or that is not a database: corrupt, reported, and every command refuses it", async ({
+  dir,
+}) => {
   await addAll(pool(dir), ["a"]);
   writeFileSync(dbFile(dir), Buffer.alloc(8192, 0x5a));
   const r = await broken(dir);
-  assert.match(r.stdout, /^testnet: 1 problem\n {2}store in .*testnet: file is not a database/);
+  assert.is(r.stdout, `testnet: 1 problem\n  store corrupt: ${dbFile(dir)}: file is not a database\n`);
+  const [rep] = JSON.parse((await broken(dir, "--json")).stdout) as Report[];
+  assert.is(rep?.state, "corrupt");
+  const list = await fails(1, "list", ...at(dir));
+  assert.match(list.stderr, /store corrupt: .*berth\.db; run `berth-ipam verify`/);
+  const add = await cni({ command: "ADD", containerId: "b" }, pool(dir));
+  assert.equal([add.json?.code, add.json?.msg], [5, `store corrupt: ${dbFile(dir)}; run \`berth-ipam verify\``]);
+});
+
+test("damaged table pages (database disk image is malformed): reported as corrupt, exit 1", async ({ dir }) => {
+  await addAll(pool(dir), ["a", "b"]);
+  const db = new DatabaseSync(dbFile(dir));
+  const root = (
+    db.prepare("SELECT rootpage FROM sqlite_schema WHERE name = 'reservation'").get() as { rootpage: number }
+  ).rootpage;
+  const size = (db.prepare("PRAGMA page_size").get() as { page_size: number }).page_size;
+  db.close();
+  const bytes = readFileSync(dbFile(dir));
+  bytes.fill(0xa5, (root - 1) * size, root * size);
+  writeFileSync(dbFile(dir), bytes);
+  const r = await broken(dir);
+  assert.is(r.stdout, `testnet: 1 problem\n  store corrupt: ${dbFile(dir)}: database disk image is malformed\n`);
+  const [rep] = JSON.parse((await broken(dir, "--json")).stdout) as Report[];
+  assert.is(rep?.state, "corrupt");
+  await broken(dir, "--repair");
+});
+
+test("a lost store (emptied, or gone beside its identity file): reported with the recovery command", async ({
+  dir,
+}) => {
+  await addAll(pool(dir), ["a"]);
+  writeFileSync(dbFile(dir), "");
+  const r = await broken(dir);
+  assert.match(
+    r.stdout,
+    /^testnet: 1 problem\n {2}store lost: .*berth\.db is empty \(zero length\);.*berth-ipam recover --from-cni-cache /,
+  );
+  rmSync(dbFile(dir));
+  const gone = await broken(dir);
+  assert.match(
+    gone.stdout,
+    /store lost: .*berth\.db is missing, but the identity file .*berth\.id shows this network had a store/,
+  );
+  assert.is((JSON.parse((await broken(dir, "--json")).stdout) as Report[])[0]?.state, "lost");
+  const list = await fails(1, "list", ...at(dir));
+  assert.match(list.stderr, /^berth-ipam: network testnet: store lost: /);
 });
 
 test("one broken network among several: the others are reported ok, the exit is 1", async ({ dir }) => {
