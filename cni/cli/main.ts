@@ -10,6 +10,7 @@ import { CliError, failure, usageError } from "./errors.ts";
 import { list } from "./list.ts";
 import { print } from "./output.ts";
 import { gc, readKeepFile, release, report } from "./release.ts";
+import { recover, recoverReport } from "./recover.ts";
 import { show } from "./show.ts";
 import { networks, oneNetwork, type Selection } from "./target.ts";
 import { usage } from "./usage.ts";
@@ -144,6 +145,36 @@ function parser(argv: string[], run: (fn: () => Promise<Outcome> | Outcome) => v
               ? `verify: ${n} problem${n === 1 ? "" : "s"} in ${bad.map((r) => r.network).join(", ")}`
               : undefined,
           };
+        }),
+    )
+    .command(
+      "recover",
+      "rebuild a network's reservations from libcni's result cache (after a lost store), in one transaction",
+      (y) =>
+        y
+          .option("from-cni-cache", {
+            type: "string",
+            demandOption: true,
+            describe: "libcni's result cache, e.g. /var/lib/cni/results",
+          })
+          .option("keep", { type: "string", describe: "restore only these attachments (as gc --keep)" })
+          .option("rebuild-corrupt", {
+            type: "boolean",
+            default: false,
+            describe: "replace a corrupt store (set aside) instead of refusing",
+          })
+          .option("dry-run", dryRun),
+      (a) =>
+        run(async () => {
+          const keep = a.keep === undefined ? undefined : readKeepFile(a.keep);
+          const net = oneNetwork(selection(a));
+          const done = await recover(net, {
+            cacheDir: a["from-cni-cache"],
+            keep,
+            dryRun: a["dry-run"],
+            rebuildCorrupt: a["rebuild-corrupt"],
+          });
+          return { out: recoverReport(done, a["dry-run"], a.json) };
         }),
     )
     .command(

@@ -218,7 +218,7 @@ test("no CNI_COMMAND and no arguments: the CNI about text on stderr, then the us
   assert.match(lines[2] ?? "", /berth-ipam --help/);
   const help = await berth("--help");
   assert.is(help.code, 0);
-  for (const c of ["list", "show", "usage", "release", "gc", "verify", "validate"])
+  for (const c of ["list", "show", "usage", "release", "gc", "verify", "validate", "recover"])
     assert.match(help.stdout, new RegExp(`berth-ipam ${c}\\b`), c);
 });
 
