@@ -8,7 +8,8 @@
 //
 // Usage: node packaging/build.ts [--arch amd64|arm64 ...] [--out DIR]
 //   writes DIR/linux-<arch>/bin/{berth-ipam,berth-credential-provider} (one file, hard-linked),
-//   DIR/linux-<arch>/sbom.cdx.json and DIR/linux-<arch>/meta/<program>.json (esbuild's metafiles);
+//   DIR/linux-<arch>/sbom.cdx.json and DIR/linux-<arch>/meta/<program>.json (esbuild's metafiles;
+//   also meta/<lazy module>.json for a program's lazy modules, see programs.ts);
 //   for this machine's architecture also DIR/bin/<program> (hard links to the same file).
 //   Defaults: this machine's architecture, DIR = dist.
 // Another architecture's Node comes from the npm registry (packaging/runtimes.ts) and runs under
@@ -143,8 +144,8 @@ function runtimeComponent(arch: Arch): RuntimeComponent {
   return { npmPackage: npmPackage(arch), version: NODE_VERSION, license, integrity };
 }
 
-/** A bundled module: a program's own bundle, or one of its lazy modules (both assets with a code cache). */
-export type Piece = { name: string; raw: string; wrapped: string };
+/** A bundled module: a program's own bundle, or one of its lazy modules (assets with a code cache, and a metafile). */
+export type Piece = { name: string; raw: string; wrapped: string; metafile: string };
 export type Bundle = Piece & { program: Program; metafile: string; lazy: Piece[] };
 
 const esbuildOptions = (commit: string) => ({
@@ -196,31 +197,24 @@ function lazyModules(lazy: NonNullable<Program["lazy"]>): Plugin {
   };
 }
 
-type EsbuildMeta = { inputs: Record<string, unknown>; outputs: Record<string, unknown> };
-/** One metafile for a program and its lazy modules: the SBOM lists everything the executable ships. */
-const mergedMeta = (metas: readonly EsbuildMeta[]): EsbuildMeta => ({
-  inputs: Object.assign({}, ...metas.map((m) => m.inputs)),
-  outputs: Object.assign({}, ...metas.map((m) => m.outputs)),
-});
-
 /** Each program bundled on its own (so neither holds the other's code), and the launcher. */
 export async function bundleAll(dir: string, commit: string): Promise<{ bundles: Bundle[]; launcher: string }> {
   mkdirSync(dir, { recursive: true });
   const bundles: Bundle[] = [];
-  const piece = async (name: string, entry: string, plugins: Plugin[]): Promise<Piece & { meta: EsbuildMeta }> => {
+  const piece = async (name: string, entry: string, plugins: Plugin[]): Promise<Piece> => {
     const raw = join(dir, `${name}.cjs`);
     const r = await build({ ...esbuildOptions(commit), entryPoints: [entry], outfile: raw, metafile: true, plugins });
+    const metafile = join(dir, `${name}.meta.json`);
+    writeFileSync(metafile, JSON.stringify(r.metafile));
     const wrapped = join(dir, sourceAsset(name));
     writeFileSync(wrapped, wrapBundle(readFileSync(raw, "utf8")));
-    return { name, raw, wrapped, meta: r.metafile };
+    return { name, raw, wrapped, metafile };
   };
   for (const p of PROGRAMS) {
-    const lazy = [];
+    const lazy: Piece[] = [];
     for (const l of p.lazy ?? []) lazy.push(await piece(l.name, l.module, []));
     const main = await piece(p.name, p.entry, p.lazy ? [lazyModules(p.lazy)] : []);
-    const metafile = join(dir, `${p.name}.meta.json`);
-    writeFileSync(metafile, JSON.stringify(mergedMeta([main.meta, ...lazy.map((l) => l.meta)])));
-    bundles.push({ program: p, name: main.name, raw: main.raw, wrapped: main.wrapped, metafile, lazy });
+    bundles.push({ ...main, program: p, lazy });
   }
   const launcher = join(dir, "launcher.cjs");
   await build({
@@ -300,9 +294,13 @@ export async function buildArch(arch: Arch, out: string, b: { bundles: Bundle[];
 
   const programs: Record<string, ReturnType<typeof bundledPackages>> = {};
   for (const x of b.bundles) {
-    const meta = readFileSync(x.metafile, "utf8");
-    atomically(join(archDir, "meta", `${x.program.name}.json`), (tmp) => writeFileSync(tmp, meta));
-    programs[x.program.name] = bundledPackages(JSON.parse(meta) as Metafile, root);
+    // meta/<name>.json for the program and for each of its lazy modules; the SBOM credits the
+    // packages of both to the program, as its executable name ships them.
+    programs[x.program.name] = [x, ...x.lazy].flatMap((piece) => {
+      const meta = readFileSync(piece.metafile, "utf8");
+      atomically(join(archDir, "meta", `${piece.name}.json`), (tmp) => writeFileSync(tmp, meta));
+      return bundledPackages(JSON.parse(meta) as Metafile, root);
+    });
   }
   const sbom = cycloneDx({
     root,

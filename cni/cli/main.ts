@@ -6,6 +6,7 @@ import { versionLine } from "../../shared/build-info.ts";
 import { writeStderr } from "../../shared/io.ts";
 import { errorMessage } from "../../shared/json.ts";
 import { parseIp, type Ip } from "../ip.ts";
+import { StoreError } from "../store/errors.ts";
 import { CliError, failure, usageError } from "./errors.ts";
 import { list } from "./list.ts";
 import { print } from "./output.ts";
@@ -229,7 +230,9 @@ export async function runCli(argv: string[]): Promise<number> {
       writeStderr(`${PROGRAM}: ${e.message.split("\n")[0]}\n`);
       return e.exitCode;
     }
-    writeStderr(`${PROGRAM}: internal error: ${errorMessage(e).split("\n")[0]}\n`);
+    // A store error that reached here unwrapped (say, busy for the store's whole wait): its own words.
+    const what = e instanceof StoreError ? e.message : `internal error: ${errorMessage(e)}`;
+    writeStderr(`${PROGRAM}: ${what.split("\n")[0]}\n`);
     return 1;
   }
 }

@@ -98,8 +98,22 @@ async function repair(s: InspectableStore): Promise<string[]> {
   });
 }
 
+/**
+ * The store's health check. It opens the database without waiting for a lock; while the runtime
+ * is busy with the store it may find it busy, and then the full check below (which waits, and
+ * refuses a lost or corrupt store the same way) decides.
+ */
+function healthOf(net: Network): StoreHealth {
+  try {
+    return inspectStore(net);
+  } catch (e) {
+    if (e instanceof StoreError && e.kind === "busy") return { state: "ok", path: "", storeId: undefined };
+    throw e;
+  }
+}
+
 export async function verifyNetwork(net: Network, fix: boolean): Promise<NetworkReport> {
-  const health = inspectStore(net);
+  const health = healthOf(net);
   const report: NetworkReport = {
     network: net.network,
     state: health.state,

@@ -103,6 +103,13 @@ test("each program's bundle holds none of the other's code (esbuild's metafiles)
     provider.filter((f) => f.startsWith("cni/")),
     [],
   );
+  // berth-ipam's operator CLI is a lazy module of its own (packaging/programs.ts): yargs is there.
+  const cli = inputs("berth-ipam-cli");
+  assert.ok(cli.includes("cni/cli/main.ts") && cli.some((f) => f.includes("node_modules/yargs/")));
+  assert.equal(
+    cli.filter((f) => f.startsWith("credential-provider/")),
+    [],
+  );
 });
 
 test("--version under env -i, copied elsewhere: '<program> <package version> (commit <sha>)', same for all", async () => {

@@ -7,6 +7,7 @@ import * as assert from "uvu/assert";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Metafile } from "../../packaging/sbom.ts";
+import { PROGRAMS } from "../../packaging/programs.ts";
 import { RUNTIMES } from "../../packaging/runtimes.ts";
 import { PROGRAM_NAMES, ROOT, VERSION, type Release, releasesOnce } from "./fixture.ts";
 
@@ -42,20 +43,31 @@ function owningPackage(file: string): Pkg {
   throw new Error(`no package.json above ${file}`);
 }
 
-/** name@version -> the programs whose bundle holds at least one byte of it. */
-function bundled(rel: Release): Map<string, { pkg: Pkg; programs: Set<string> }> {
-  const out = new Map<string, { pkg: Pkg; programs: Set<string> }>();
+/** The metafiles of a program: its own bundle's and its lazy modules' (packaging/programs.ts). */
+const metafilesOf = (program: string): string[] => [
+  program,
+  ...(PROGRAMS.find((p) => p.name === program)?.lazy ?? []).map((l) => l.name),
+];
+
+type Bundled = Map<string, { pkg: Pkg; programs: Set<string> }>;
+
+/** name@version -> the programs whose bundle (or lazy module) holds at least one byte of it. */
+function bundled(rel: Release, only?: (metafile: string) => boolean): Bundled {
+  const out: Bundled = new Map();
   for (const program of PROGRAM_NAMES) {
-    const meta = JSON.parse(readFileSync(join(rel.build.dir, "meta", `${program}.json`), "utf8")) as Metafile;
-    for (const o of Object.values(meta.outputs))
-      for (const [file, { bytesInOutput }] of Object.entries(o.inputs)) {
-        if (bytesInOutput === 0 || !file.includes("node_modules/")) continue;
-        const pkg = owningPackage(file);
-        const key = `${pkg.name}@${pkg.version}`;
-        const seen = out.get(key) ?? { pkg, programs: new Set<string>() };
-        seen.programs.add(program);
-        out.set(key, seen);
-      }
+    for (const name of metafilesOf(program)) {
+      if (only && !only(name)) continue;
+      const meta = JSON.parse(readFileSync(join(rel.build.dir, "meta", `${name}.json`), "utf8")) as Metafile;
+      for (const o of Object.values(meta.outputs))
+        for (const [file, { bytesInOutput }] of Object.entries(o.inputs)) {
+          if (bytesInOutput === 0 || !file.includes("node_modules/")) continue;
+          const pkg = owningPackage(file);
+          const key = `${pkg.name}@${pkg.version}`;
+          const seen = out.get(key) ?? { pkg, programs: new Set<string>() };
+          seen.programs.add(program);
+          out.set(key, seen);
+        }
+    }
   }
   return out;
 }
@@ -102,8 +114,11 @@ test("the libraries are exactly the npm packages esbuild bundled, with their pro
       );
       assert.is(c.purl, `pkg:npm/${c.name.replace(/^@/, "%40")}@${c.version}`);
     }
-    // berth-ipam bundles no npm package at all (node: built-ins only).
-    assert.not.ok(libraries.some((c) => c.properties?.some((p) => p.value === "berth-ipam")));
+    // berth-ipam's own bundle, the CNI path, holds no npm package (node: built-ins only); its
+    // operator CLI, a lazy module of its own, brings yargs.
+    const cniPath = bundled(rel, (name) => name === "berth-ipam");
+    assert.not.ok([...cniPath.values()].some((v) => v.programs.has("berth-ipam")));
+    assert.ok(libraries.some((c) => c.name === "yargs" && c.properties?.some((p) => p.value === "berth-ipam")));
   }
 });
 
