@@ -55,11 +55,12 @@ const MAX_ATTEMPTS = 8;
 /** How long processes on the node wait for each other (the local store waits as long). */
 const LOCK_TIMEOUT_MS = 20_000;
 /**
- * After a command found etcd out of reach, the node's next commands within this window answer
- * "try again later" at once instead of each spending its whole budget: an outage with 30 ADDs
- * queued on a node costs them one budget, not thirty.
+ * After a command found etcd out of reach, the commands that were already queued behind it on the
+ * node answer "try again later" at once instead of each spending its whole budget: an outage with
+ * 30 ADDs queued on a node costs them one budget, not thirty. A command that asks for the lock
+ * after the outage was found (the runtime's retry) tries etcd again, so the node recovers as soon
+ * as etcd does.
  */
-const OUTAGE_MEMORY_MS = 1000;
 
 export type EtcdStoreOptions = {
   config: EtcdStoreConfig;
@@ -223,6 +224,7 @@ export function openEtcdStore(o: EtcdStoreOptions): EtcdStore {
 
   const store: EtcdStore = {
     async transaction(fn) {
+      const askedAt = Date.now();
       try {
         cache.begin(o.mode);
       } catch (e) {
@@ -234,7 +236,7 @@ export function openEtcdStore(o: EtcdStoreOptions): EtcdStore {
       let outage: string | undefined;
       let ok = false;
       try {
-        const recent = recentOutage(cache.meta("outage"));
+        const recent = outageWhileQueued(cache.meta("outage"), askedAt);
         if (recent) throw new StoreError("unavailable", recent.endpoint, recent.message);
         const out = await runOptimistic(
           {
@@ -415,14 +417,17 @@ export function openEtcdStore(o: EtcdStoreOptions): EtcdStore {
   return store;
 }
 
-/** The outage another command on this node ran into a moment ago; else undefined. */
-function recentOutage(saved: string | undefined): { message: string; endpoint: string } | undefined {
+/** The outage another command on this node ran into while this one waited for the lock; else undefined. */
+function outageWhileQueued(
+  saved: string | undefined,
+  askedAt: number,
+): { message: string; endpoint: string } | undefined {
   if (!saved) return undefined;
   try {
     const o = JSON.parse(saved) as { at?: unknown; message?: unknown; endpoint?: unknown };
     if (typeof o.at !== "number" || typeof o.message !== "string" || typeof o.endpoint !== "string") return undefined;
+    if (o.at < askedAt) return undefined;
     const ago = Date.now() - o.at;
-    if (ago < 0 || ago >= OUTAGE_MEMORY_MS) return undefined;
     return { message: `${o.message} (found ${ago} ms ago by another command on this node)`, endpoint: o.endpoint };
   } catch {
     return undefined;
