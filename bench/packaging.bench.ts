@@ -113,6 +113,7 @@ const CPU_BATCH = 10;
 async function cpuPerStart(c: Case, idPrefix: string): Promise<number> {
   const script = [
     "for ((i = 1; i <= BERTH_N; i++)); do",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's ${VAR+x}, not a template
     '  if [ -n "${CNI_CONTAINERID+x}" ]; then export CNI_CONTAINERID="$BERTH_ID$i"; fi',
     '  "$BERTH_FILE" "$@" <<<"$BERTH_IN" >/dev/null 2>&1 || exit 1',
     "done",

@@ -17,7 +17,7 @@
 import { accessSync, constants, linkSync, mkdirSync, renameSync, rmdirSync, type Stats, statSync } from "node:fs";
 import { dirname } from "node:path";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
-import { errorMessage, isJsonObject } from "../../shared/json.ts";
+import { errorMessage } from "../../shared/json.ts";
 import { errnoReason } from "../errno.ts";
 import { formatIp, ipFromKey, ipKey, type Family } from "../ip.ts";
 import { firstFreeInWalk } from "../range-set.ts";
@@ -51,6 +51,7 @@ import {
 import type { Attachment, Reservation } from "./store.ts";
 import { mark } from "../trace.ts";
 import { raisePriority } from "./priority.ts";
+import { beginImmediate, sqliteCode } from "./sqlite-lock.ts";
 
 export { DB_FILE };
 // 1: reservations, cursors, meta. 2: reservation.reserved_at (an older store is migrated in place).
@@ -135,11 +136,6 @@ function integrityProblems(db: DatabaseSync): string[] {
 const INDEX = "reservation_owner";
 const onlyIndexDamage = (problems: string[]): boolean => problems.every((p) => p.includes(`index ${INDEX}`));
 
-/** SQLite's primary result code of an error node:sqlite threw, if it is one. */
-function sqliteCode(e: unknown): number | undefined {
-  return isJsonObject(e) && typeof e.errcode === "number" ? e.errcode & 0xff : undefined;
-}
-
 // SQLite's result codes (https://sqlite.org/rescode.html): PERM 3, BUSY 5, LOCKED 6, READONLY 8,
 // IOERR 10, CORRUPT 11, FULL 13, CANTOPEN 14, NOTADB 26.
 const KIND_OF_CODE: Partial<Record<number, StoreErrorKind>> = {
@@ -209,36 +205,6 @@ const closeQuietly = (c: Conn | undefined): void => {
 
 const userVersion = (db: DatabaseSync): number =>
   (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
-
-const pause = new Int32Array(new SharedArrayBuffer(4));
-
-/**
- * BEGIN IMMEDIATE: waits for the write lock. SQLite's own busy handler (node:sqlite's `timeout`,
- * sqlite3_busy_timeout) sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50 and then 100 ms between
- * tries, so in a burst the lock sat free while every waiter slept: 0.45-1.05 s of the 7-11 s that
- * 200 concurrent ADDs held it (bench/burst-trace.ts). Here a waiter tries again after 0.5, 1, 2,
- * then every 4 ms (every 16 ms after a second of waiting, when many others are trying too), with
- * jitter so that waiters do not try in step; a failed try costs about 5 µs of CPU. Everything
- * else keeps SQLite's handler (a reader waiting out a log recovery or a checkpoint).
- */
-function beginImmediate(db: DatabaseSync, busyMs: number): void {
-  // Date.now, not performance.now: the `performance` global loads perf_hooks, 2-3 ms per process.
-  const start = Date.now();
-  db.exec("PRAGMA busy_timeout = 0");
-  try {
-    for (let wait = 0.5; ; wait = Math.min(wait * 2, Date.now() - start < 1000 ? 4 : 16)) {
-      try {
-        db.exec("BEGIN IMMEDIATE");
-        return;
-      } catch (e) {
-        if (sqliteCode(e) !== 5 || Date.now() - start >= busyMs) throw e;
-      }
-      Atomics.wait(pause, 0, 0, wait * (0.75 + Math.random() / 2));
-    }
-  } finally {
-    db.exec(`PRAGMA busy_timeout = ${busyMs}`);
-  }
-}
 
 /**
  * Brings a store written by an older berth to the current schema, in its own transaction; the

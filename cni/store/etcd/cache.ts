@@ -10,6 +10,7 @@
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseSync, StatementSync } from "node:sqlite";
+import { beginImmediate } from "../sqlite-lock.ts";
 import type { KeyValue } from "./transport.ts";
 
 export const CACHE_FILE = "berth-etcd.db";
@@ -89,6 +90,27 @@ function openDb(path: string, timeoutMs: number): DatabaseSync {
   return db;
 }
 
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Opening runs statements of its own (the journal mode, the schema), and in WAL mode those can
+ * fail "busy" while the last process to close the file cleans up its log or the first after a crash
+ * recovers it, both under an exclusive lock (https://sqlite.org/wal.html, "Sometimes Queries Return
+ * SQLITE_BUSY In WAL Mode"). Processes on a node open and close this file all the time: try again
+ * for as long as the node's lock may be waited for.
+ */
+function openBusyAware(path: string, timeoutMs: number): DatabaseSync {
+  const start = Date.now();
+  for (;;) {
+    try {
+      return openDb(path, timeoutMs);
+    } catch (e) {
+      if (!isBusy(e) || Date.now() - start >= timeoutMs) throw e;
+    }
+    Atomics.wait(pause, 0, 0, 2 + Math.random() * 4);
+  }
+}
+
 /**
  * Opens (creating if needed) the cache for one network. `identity` names the pool it mirrors
  * (prefix and node): a cache made for another one is emptied. A damaged file is rebuilt: the
@@ -99,7 +121,7 @@ export function openCache(networkDir: string, timeoutMs: number, identity: strin
   const path = join(networkDir, CACHE_FILE);
   let db: DatabaseSync;
   try {
-    db = openDb(path, timeoutMs);
+    db = openBusyAware(path, timeoutMs);
   } catch (e) {
     if (isBusy(e)) throw cacheError(e, `node cache ${path} busy`);
     for (const suffix of ["", "-wal", "-shm"]) rmSync(`${path}${suffix}`, { force: true });
@@ -136,7 +158,8 @@ export function openCache(networkDir: string, timeoutMs: number, identity: strin
     begin(mode = "write") {
       reading = mode === "read";
       try {
-        db.exec(reading ? "BEGIN" : "BEGIN IMMEDIATE");
+        if (reading) db.exec("BEGIN");
+        else beginImmediate(db, timeoutMs);
       } catch (e) {
         throw cacheError(e, `node cache ${path} busy`);
       }
