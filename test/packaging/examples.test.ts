@@ -216,7 +216,10 @@ const KUBELET_DIR = join(EXAMPLES, "kubelet");
 const KUBELET_CONFIG = join(KUBELET_DIR, "image-credential-provider-config.yaml");
 const DROPIN = join(KUBELET_DIR, "20-berth-credential-provider.conf");
 
-/** One registry host of each ECR form (AWS docs: ECR endpoints, dual-stack, FIPS, China, ECR Public). */
+/**
+ * One registry host of each ECR form (AWS docs: ECR endpoints, dual-stack, FIPS, China, ECR Public;
+ * the sovereign and isolated partitions as cloud-provider-aws's ecrPattern accepts them).
+ */
 const ECR_HOSTS = [
   "111122223333.dkr.ecr.us-east-1.amazonaws.com",
   "111122223333.dkr.ecr-fips.us-gov-west-1.amazonaws.com",
@@ -224,6 +227,12 @@ const ECR_HOSTS = [
   "111122223333.dkr-ecr-fips.us-east-2.on.aws",
   "111122223333.dkr.ecr.cn-north-1.amazonaws.com.cn",
   "111122223333.dkr-ecr.cn-northwest-1.on.amazonwebservices.com.cn",
+  "111122223333.dkr.ecr.eusc-de-east-1.amazonaws.eu",
+  "111122223333.dkr.ecr-fips.eusc-de-east-1.amazonaws.eu",
+  "111122223333.dkr.ecr.us-iso-east-1.c2s.ic.gov",
+  "111122223333.dkr.ecr.us-isob-east-1.sc2s.sgov.gov",
+  "111122223333.dkr.ecr.eu-isoe-west-1.cloud.adc-e.uk",
+  "111122223333.dkr.ecr.us-isof-south-1.csp.hci.ic.gov",
   "public.ecr.aws",
   "ecr-public.aws.com",
 ];
