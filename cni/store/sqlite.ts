@@ -52,6 +52,7 @@ import type { Attachment, Reservation } from "./store.ts";
 import { mark } from "../trace.ts";
 import { raisePriority } from "./priority.ts";
 import { beginImmediate, sqliteCode } from "./sqlite-lock.ts";
+import { statementCache } from "./statements.ts";
 
 export { DB_FILE };
 // 1: reservations, cursors, meta. 2: reservation.reserved_at (an older store is migrated in place).
@@ -179,15 +180,7 @@ type Conn = { readonly db: DatabaseSync; q(sql: string): StatementSync };
 
 function connect(path: string, busyMs: number): Conn {
   const db = new (sqlite().DatabaseSync)(path, { timeout: busyMs });
-  const stmts = new Map<string, StatementSync>();
-  const q = (sql: string): StatementSync => {
-    let s = stmts.get(sql);
-    if (!s) {
-      s = db.prepare(sql);
-      stmts.set(sql, s);
-    }
-    return s;
-  };
+  const q = statementCache(db);
   try {
     // synchronous=FULL syncs every commit so a reservation survives power loss too. (WAL mode
     // is a property of the file, set once when the store is built.)

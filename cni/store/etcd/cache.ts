@@ -9,9 +9,10 @@
 // the same block. A process killed mid-way loses its lock with its file handles.
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import type { DatabaseSync, StatementSync } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
 import { beginImmediate } from "../sqlite-lock.ts";
 import type { KeyValue } from "./transport.ts";
+import { statementCache } from "../statements.ts";
 
 export const CACHE_FILE = "berth-etcd.db";
 
@@ -131,15 +132,7 @@ export function openCache(networkDir: string, timeoutMs: number, identity: strin
       throw cacheError(e2, `cannot open node cache ${path}`);
     }
   }
-  const stmts = new Map<string, StatementSync>();
-  const q = (sql: string): StatementSync => {
-    let s = stmts.get(sql);
-    if (!s) {
-      s = db.prepare(sql);
-      stmts.set(sql, s);
-    }
-    return s;
-  };
+  const q = statementCache(db);
   type Row = { key: string; value: string; mod_revision: string };
   const toRow = (r: Row): CacheRow => ({ key: r.key, value: r.value, rev: BigInt(r.mod_revision) });
   const pending = new Map<string, number>();
