@@ -24,6 +24,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { isJsonObject, type JsonObject } from "../shared/json.ts";
+import { sha256Hex } from "./sha256.ts";
 
 export type CachedToken = {
   registry: string;
@@ -50,10 +51,9 @@ const ORPHAN_MS = 60_000;
 const OURS = /^[0-9a-f]{40}(?:\.failure)?\.json$/;
 const TMP = /^[0-9a-f]{40}(?:\.failure)?\.json\.\d+\.tmp$/;
 
-/** node:crypto is loaded here, on first use, not at start-up: only a run with a cache directory hashes. */
+/** The file name of an entry: what it is for, hashed, so that no part of it (a role, a host) reaches the name. */
 export function cacheKey(parts: Record<string, string | undefined>): string {
-  const { createHash } = process.getBuiltinModule("node:crypto");
-  return createHash("sha256").update(JSON.stringify(parts)).digest("hex").slice(0, 40);
+  return sha256Hex(JSON.stringify(parts)).slice(0, 40);
 }
 
 const tokenFile = (dir: string, key: string) => join(dir, `${key}.json`);
