@@ -1,5 +1,5 @@
 // Chooses the store for a network from its config's `store` section: the embedded SQLite store in
-// <dataDir>/<name> (the default), or the cluster-wide etcd store, whose code (and node:http) is
+// <dataDir>/<name> (the default), or the cluster-wide etcd store, whose code (and node:net) is
 // loaded only for a network that selects it.
 import { existsSync } from "node:fs";
 import { join } from "node:path";

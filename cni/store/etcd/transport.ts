@@ -1,6 +1,6 @@
 // etcd v3 over its JSON gateway (grpc-gateway in front of every etcd 3.4 member: POST /v3/kv/range,
-// /v3/kv/txn, /v3/auth/authenticate; api/etcdserverpb/rpc.proto names the fields). Plain node:http or
-// node:https with keep-alive: a plugin process makes one or two requests and exits, and the etcd3
+// /v3/kv/txn, /v3/auth/authenticate; api/etcdserverpb/rpc.proto names the fields) over a small
+// HTTP/1.1 client with keep-alive (http1.ts): a plugin process makes one or two requests and exits, and the etcd3
 // npm package (grpc-js, proto-loader) costs over 300 ms to load and reads .proto files from disk,
 // which a single executable cannot do (microsoft/etcd3#179).
 //
@@ -9,9 +9,9 @@
 // failed txn has no "succeeded", an empty range no "kvs"), and errors come back as
 // {"error", "message", "code"} with a gRPC status code. The gateway does not fail over between
 // members: this client rotates endpoints itself.
-import type { Agent, ClientRequest, IncomingMessage, RequestOptions } from "node:http";
 import { readFileSync } from "node:fs";
 import { errorMessage, isJsonObject, type JsonObject } from "../../../shared/json.ts";
+import { createConnections } from "./http1.ts";
 
 export type KeyValue = {
   key: string;
@@ -169,75 +169,35 @@ type Answer = { status: number; body: JsonObject | undefined; text: string };
 export function createClient(opts: ClientOptions): EtcdClient {
   if (opts.endpoints.length === 0) throw new Error("no etcd endpoints");
   const secure = opts.endpoints.some((e) => e.startsWith("https:"));
-  // Loaded here, not at start-up: only a network whose store is etcd pays for them.
-  const http = process.getBuiltinModule("node:http") as typeof import("node:http");
-  let agent: Agent;
-  let request: (url: URL, o: RequestOptions, cb: (res: IncomingMessage) => void) => ClientRequest;
-  if (secure) {
-    const https = process.getBuiltinModule("node:https") as typeof import("node:https");
-    const read = (f: string | undefined) => (f ? readFileSync(f) : undefined);
-    agent = new https.Agent({
-      keepAlive: true,
-      ca: read(opts.tls?.ca),
-      cert: read(opts.tls?.cert),
-      key: read(opts.tls?.key),
-    });
-    request = (url, o, cb) => https.request(url, o, cb);
-  } else {
-    agent = new http.Agent({ keepAlive: true });
-    request = (url, o, cb) => http.request(url, o, cb);
-  }
+  const read = (f: string | undefined) => (f ? readFileSync(f) : undefined);
+  const connections = createConnections(
+    secure ? { ca: read(opts.tls?.ca), cert: read(opts.tls?.cert), key: read(opts.tls?.key) } : undefined,
+  );
   const counters: Counters = { range: 0, txn: 0, auth: 0, other: 0, failovers: 0 };
   let current = (opts.firstEndpoint ?? 0) % opts.endpoints.length;
   let deadline = opts.deadline;
   let token: string | undefined;
   let tokenLoaded = false;
 
-  function once(endpoint: string, path: string, payload: string, timeoutMs: number, auth?: string): Promise<Answer> {
-    return new Promise((done, fail) => {
-      const url = new URL(path, endpoint.endsWith("/") ? endpoint : `${endpoint}/`);
-      const headers: Record<string, string | number> = {
-        "content-type": "application/json",
-        "content-length": Buffer.byteLength(payload),
-      };
-      if (auth) headers.authorization = auth;
-      let finished = false;
-      const req = request(url, { method: "POST", agent, headers }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (d: Buffer) => chunks.push(d));
-        res.on("end", () => {
-          finished = true;
-          clearTimeout(timer);
-          const text = Buffer.concat(chunks).toString("utf8");
-          let body: JsonObject | undefined;
-          try {
-            const parsed: unknown = JSON.parse(text);
-            body = isJsonObject(parsed) ? parsed : undefined;
-          } catch {
-            body = undefined;
-          }
-          done({ status: res.statusCode ?? 0, body, text });
-        });
-        res.on("error", (e) => {
-          clearTimeout(timer);
-          fail(e);
-        });
-      });
-      // A process starved of CPU runs its timers before the I/O that arrived meanwhile: look at the
-      // socket once more (setImmediate runs after the poll phase) before calling it a timeout.
-      const timer = setTimeout(
-        () =>
-          setImmediate(() => {
-            if (!finished) req.destroy(new Error(`no answer within ${timeoutMs} ms`));
-          }),
-        timeoutMs,
-      );
-      req.on("error", (e) => {
-        clearTimeout(timer);
-        fail(e);
-      });
-      req.end(payload);
-    });
+  async function once(
+    endpoint: string,
+    path: string,
+    payload: string,
+    timeoutMs: number,
+    auth?: string,
+  ): Promise<Answer> {
+    const url = new URL(path, endpoint.endsWith("/") ? endpoint : `${endpoint}/`);
+    const headers: Record<string, string> = { "Content-Type": "application/json" };
+    if (auth) headers.Authorization = auth;
+    const { status, text } = await connections.post(url, payload, timeoutMs, headers);
+    let body: JsonObject | undefined;
+    try {
+      const parsed: unknown = JSON.parse(text);
+      body = isJsonObject(parsed) ? parsed : undefined;
+    } catch {
+      body = undefined;
+    }
+    return { status, body, text };
   }
 
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -392,7 +352,7 @@ export function createClient(opts: ClientOptions): EtcdClient {
       deadline = at;
     },
     close() {
-      agent.destroy();
+      connections.close();
     },
   };
 }
