@@ -13,7 +13,7 @@ import { print } from "./output.ts";
 import { gc, readKeepFile, release, report } from "./release.ts";
 import { recover, recoverReport } from "./recover.ts";
 import { show } from "./show.ts";
-import { networks, oneNetwork, type Selection } from "./target.ts";
+import { etcdCommands, networks, onEtcd, oneNetwork, type EtcdNetwork, type Selection } from "./target.ts";
 import { usage } from "./usage.ts";
 import { validate } from "./validate.ts";
 import { verifyNetwork, verifyOutput } from "./verify.ts";
@@ -38,6 +38,15 @@ const atLeastOne = (sel: Selection) => {
   if (found.length === 0) throw failure(`no berth-ipam store in ${sel.dataDir ?? "/var/lib/cni/networks"}`);
   return found;
 };
+
+/** The --conf network, which must be on the etcd store, for the commands only etcd has. */
+function etcdNetwork(sel: Selection, what: string): EtcdNetwork {
+  if (sel.conf === undefined) throw usageError(`${what} needs --conf FILE, a network config on the etcd store`);
+  const net = oneNetwork(sel);
+  if (!onEtcd(net))
+    throw failure(`${what} works on the etcd store; network ${net.network} uses the local store (ipam.store)`);
+  return net;
+}
 
 const dryRun = { type: "boolean", default: false, describe: "print what would change, change nothing" } as const;
 
@@ -64,13 +73,15 @@ function parser(argv: string[], run: (fn: () => Promise<Outcome> | Outcome) => v
         y
           .option("container-id", { type: "string", describe: "only this container's" })
           .option("ifname", { type: "string", describe: "only this interface's" })
-          .option("address", { type: "string", describe: "only this address" }),
+          .option("address", { type: "string", describe: "only this address" })
+          .option("node", { type: "string", describe: "etcd store: only this node's" }),
       (a) =>
         run(async () => {
           const filter = {
             containerId: a["container-id"],
             ifname: a.ifname,
             ip: a.address === undefined ? undefined : address(a.address, "--address"),
+            node: a.node,
           };
           return { out: await list(networks(selection(a)), filter, a.json) };
         }),
@@ -176,6 +187,36 @@ function parser(argv: string[], run: (fn: () => Promise<Outcome> | Outcome) => v
             rebuildCorrupt: a["rebuild-corrupt"],
           });
           return { out: recoverReport(done, a["dry-run"], a.json) };
+        }),
+    )
+    .command(
+      "node <action> <name>",
+      "etcd store: `node remove NODE` frees a dead node's blocks, addresses and attachments in every pool",
+      (y) =>
+        y
+          .positional("action", { type: "string", choices: ["remove"], demandOption: true })
+          .positional("name", { type: "string", demandOption: true, describe: "the node (its store.node)" })
+          .option("dry-run", dryRun),
+      (a) =>
+        run(async () => {
+          const net = etcdNetwork(selection(a), "node remove");
+          return { out: await (await etcdCommands()).nodeRemove(net, a.name, a["dry-run"], a.json) };
+        }),
+    )
+    .command(
+      "migrate",
+      "etcd store: copy the node's local reservations of the --conf network into etcd, all or nothing",
+      (y) =>
+        y
+          .option("from", {
+            type: "string",
+            describe: "data dir of the local store (holding <network>/berth.db) [default: the config's dataDir]",
+          })
+          .option("dry-run", dryRun),
+      (a) =>
+        run(async () => {
+          const net = etcdNetwork(selection(a), "migrate");
+          return (await etcdCommands()).migrateEtcd(net, a.from, a["dry-run"], a.json);
         }),
     )
     .command(

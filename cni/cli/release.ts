@@ -13,7 +13,7 @@ import { failure } from "./errors.ts";
 import { heldJson, heldTable, type Held } from "./list.ts";
 import { json } from "./output.ts";
 import { withStoreOf } from "./session.ts";
-import type { Network } from "./target.ts";
+import { etcdCommands, onEtcd, type Network } from "./target.ts";
 
 export type Target = { address: Ip } | { containerId: string; ifname?: string };
 
@@ -67,6 +67,7 @@ async function freeing(
 }
 
 export async function release(net: Network, target: Target, dryRun: boolean): Promise<Held[]> {
+  if (onEtcd(net)) return (await etcdCommands()).releaseEtcd(net, target, dryRun);
   const freed = await freeing(net, dryRun, async (s) => {
     if ("address" in target) {
       if ((await s.reservations({ ip: target.address })).length === 0)
@@ -100,7 +101,8 @@ export function readKeepFile(file: string): Attachment[] {
 }
 
 /** CNI GC for a person: every attachment of the network not kept is released. */
-export function gc(net: Network, keep: readonly Attachment[], dryRun: boolean): Promise<Held[]> {
+export async function gc(net: Network, keep: readonly Attachment[], dryRun: boolean): Promise<Held[]> {
+  if (onEtcd(net)) return (await etcdCommands()).gcEtcd(net, keep, dryRun);
   return freeing(net, dryRun, async (s) => {
     const attachments = attachmentsOf(await s.reservations()).filter((a) => !isKept(keep, a));
     return { attachments, addresses: [] };

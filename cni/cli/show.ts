@@ -1,11 +1,11 @@
 // `berth-ipam show ADDRESS`: who holds it, or that it is free, excluded, a gateway or outside
 // every range, and in which range set; for each selected network.
 import { formatIp, ipEq, type Ip } from "../ip.ts";
-import type { InspectableStore } from "../store/inspect.ts";
+import type { InspectableStore, StoredReservation } from "../store/inspect.ts";
 import { fields, json, timeText } from "./output.ts";
 import { withStoreOf } from "./session.ts";
 import { fromRangeSet, inHoles, recordedSets, spans, type SetView } from "./sets.ts";
-import { ipamConfigOf, type Network } from "./target.ts";
+import { etcdCommands, ipamConfigOf, onEtcd, type Network } from "./target.ts";
 
 export type AddressState = "reserved" | "free" | "excluded" | "gateway" | "outside";
 
@@ -18,6 +18,8 @@ export type Shown = {
   containerID?: string;
   ifname?: string;
   reservedAt?: string | null;
+  /** On the etcd store: the node whose attachment holds it. */
+  node?: string;
   /** Whether gateways and excluded addresses were known (from --conf). */
   configKnown: boolean;
   /** A reservation the config no longer allows. */
@@ -35,6 +37,17 @@ async function showIn(net: Network, ip: Ip, s: InspectableStore | undefined): Pr
     return { holder, sets };
   };
   const { holder, sets } = s ? await s.read(read) : await read();
+  return describe(net, ip, holder, sets);
+}
+
+/** The address's state from its holder (if any) and the network's range sets. */
+export function describe(
+  net: Network,
+  ip: Ip,
+  holder: StoredReservation | undefined,
+  sets: readonly SetView[],
+  node?: string,
+): Shown {
   const set = sets.find((v) => spans(v, ip)) ?? (holder ? sets.find((v) => v.key === holder.rangeSet) : undefined);
   const base = {
     network: net.network,
@@ -49,6 +62,7 @@ async function showIn(net: Network, ip: Ip, s: InspectableStore | undefined): Pr
       containerID: holder.containerId,
       ifname: holder.ifname,
       reservedAt: holder.reservedAt?.toISOString() ?? null,
+      ...(node === undefined ? {} : { node }),
     };
     if (net.request && !set) shown.note = "outside every range set of the config";
     else if (net.request && set && inHoles(set, ip)) shown.note = "excluded or a gateway in the config now";
@@ -76,6 +90,7 @@ function text(x: Shown): string {
   ];
   if (x.state === "reserved") {
     pairs.push(["container ID", x.containerID ?? ""], ["ifname", x.ifname || "-"]);
+    if (x.node !== undefined) pairs.push(["node", x.node]);
     pairs.push(["reserved at", timeText(x.reservedAt ? new Date(x.reservedAt) : undefined)]);
     if (x.note) pairs.push(["note", x.note]);
   }
@@ -87,6 +102,10 @@ function text(x: Shown): string {
 export async function show(nets: readonly Network[], ip: Ip, asJson: boolean): Promise<string> {
   const out: Shown[] = [];
   for (const net of nets) {
+    if (onEtcd(net)) {
+      out.push(await (await etcdCommands()).showEtcd(net, ip));
+      continue;
+    }
     out.push((await withStoreOf(net, (s) => showIn(net, ip, s), undefined)) ?? (await showIn(net, ip, undefined)));
   }
   return asJson ? json(out) : out.map(text).join("\n");

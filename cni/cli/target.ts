@@ -7,7 +7,8 @@ import { isValidName } from "../../shared/cni/env.ts";
 import { requestOf, unreadableInput, type CniRequest } from "../../shared/cni/dispatch.ts";
 import { MAX_STDIN_BYTES, type StdinRead } from "../../shared/io.ts";
 import { asJsonObject, errorMessage, isJsonObject } from "../../shared/json.ts";
-import { DEFAULT_DATA_DIR, dataDirOf, loadIpamConfig, type IpamConfig } from "../config.ts";
+import { DEFAULT_DATA_DIR, dataDirOf, loadIpamConfig, storeConfigOf, type IpamConfig } from "../config.ts";
+import type { EtcdStoreConfig } from "../store/etcd/config.ts";
 import { hasStore, type StoreLocation } from "../store/open.ts";
 import { CliError, failure, usageError } from "./errors.ts";
 
@@ -15,6 +16,14 @@ export type Selection = { conf?: string; dataDir?: string; network?: string };
 
 /** One network's store, and its config when it came from --conf. */
 export type Network = StoreLocation & { request?: CniRequest };
+
+/** A network on the etcd store: only a config (--conf) says so, and where etcd is. */
+export type EtcdNetwork = Network & { store: EtcdStoreConfig; request: CniRequest };
+
+export const onEtcd = (net: Network): net is EtcdNetwork => net.store?.type === "etcd" && net.request !== undefined;
+
+/** The etcd side of the CLI, loaded only for a network on etcd (it brings the etcd client). */
+export const etcdCommands = () => import("./etcd.ts");
 
 export const PLUGIN_TYPE = "berth-ipam";
 
@@ -94,7 +103,13 @@ function checkedName(name: string): string {
 export function networks(sel: Selection): Network[] {
   if (sel.conf !== undefined) {
     const request = requestFromFile(sel.conf, sel.network);
-    return [{ dataDir: dataDirOf(request.config), network: request.name, request }];
+    let store: Network["store"];
+    try {
+      store = storeConfigOf(request.config);
+    } catch (e) {
+      throw e instanceof CniError ? cniFailure(e) : e;
+    }
+    return [{ dataDir: dataDirOf(request.config), network: request.name, request, store }];
   }
   const dataDir = sel.dataDir ?? DEFAULT_DATA_DIR;
   if (sel.network !== undefined) return [{ dataDir, network: checkedName(sel.network) }];

@@ -5,7 +5,7 @@ import type { InspectableStore } from "../store/inspect.ts";
 import { json, table } from "./output.ts";
 import { withStoreOf } from "./session.ts";
 import { fromRangeSet, holeCount, recordedSets, sizeOf, type SetView } from "./sets.ts";
-import { ipamConfigOf, type Network } from "./target.ts";
+import { etcdCommands, ipamConfigOf, onEtcd, type Network } from "./target.ts";
 
 export type SetUsage = {
   network: string;
@@ -53,6 +53,8 @@ async function networkUsage(net: Network, s: InspectableStore | undefined): Prom
 }
 
 export async function usage(nets: readonly Network[], asJson: boolean): Promise<string> {
+  const [only] = nets;
+  if (only && onEtcd(only)) return (await etcdCommands()).usageEtcd(only, asJson);
   const rows: SetUsage[] = [];
   for (const net of nets) {
     rows.push(

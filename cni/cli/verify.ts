@@ -8,7 +8,7 @@ import type { Cursor, InspectableStore, StoredReservation } from "../store/inspe
 import { inspectStore, openInspectable, type StoreHealth } from "../store/open.ts";
 import { json } from "./output.ts";
 import { fromKey, spans, type SetView } from "./sets.ts";
-import type { Network } from "./target.ts";
+import { etcdCommands, onEtcd, type Network } from "./target.ts";
 
 export type Problem = { problem: string; repairable: boolean };
 
@@ -113,6 +113,7 @@ function healthOf(net: Network): StoreHealth {
 }
 
 export async function verifyNetwork(net: Network, fix: boolean): Promise<NetworkReport> {
+  if (onEtcd(net)) return (await etcdCommands()).verifyEtcd(net, fix);
   const health = healthOf(net);
   const report: NetworkReport = {
     network: net.network,
