@@ -180,6 +180,9 @@ function parser(argv: string[], run: (fn: () => Promise<Outcome> | Outcome) => v
         run(async () => {
           const keep = a.keep === undefined ? undefined : readKeepFile(a.keep);
           const net = oneNetwork(selection(a));
+          // libcni's cache is one node's; a pool on etcd is every node's, and survives a lost node.
+          if (onEtcd(net))
+            throw failure(`recover works on the local store; network ${net.network} uses etcd (ipam.store)`);
           const done = await recover(net, {
             cacheDir: a["from-cni-cache"],
             keep,

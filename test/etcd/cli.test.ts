@@ -400,6 +400,8 @@ define(
     const refused = await fails(1, "node", "remove", "lost", "--conf", local);
     assert.match(refused.stderr, /node remove works on the etcd store; network plainnet uses the local store/);
     await fails(2, "node", "remove", "lost", "--data-dir", root);
+    const recover = await fails(1, "recover", "--conf", liveFile, "--from-cni-cache", root);
+    assert.match(recover.stderr, /recover works on the local store; network .* uses etcd/);
     await fails(2, "node", "evict", "lost", "--conf", liveFile);
     // The dry run lists what would go and changes nothing.
     const dry = await okJson<Record<string, unknown>>("node", "remove", "lost", "--conf", liveFile, "--dry-run");
