@@ -23,7 +23,7 @@ import {
   type Snapshot,
 } from "../store/etcd/admin.ts";
 import { mapMembers, usableIn } from "../store/etcd/blocks.ts";
-import { CorruptValue, layout } from "../store/etcd/schema.ts";
+import { CorruptValue, decodeIp, keys, layout } from "../store/etcd/schema.ts";
 import { EtcdError, type EtcdClient } from "../store/etcd/transport.ts";
 import { StoreError } from "../store/errors.ts";
 import type { ReservationFilter } from "../store/inspect.ts";
@@ -121,9 +121,16 @@ export async function listEtcd(
 
 export async function showEtcd(net: EtcdNetwork, ip: Ip): Promise<Shown> {
   const sets = ipamConfigOf(net.request).rangeSets.map(fromRangeSet);
-  const rows = await withAdmin(net, (c) => listReservations(c, net.store.prefix, { network: net.network }));
-  const holder = rows.flatMap(heldOf).find((h) => ipEq(h.r.ip, ip));
-  return describe(net, ip, holder?.r, sets, holder ? (holder.node ?? "") : undefined);
+  // One read: the address's own key says who holds it.
+  const key = keys.ip(layout(net.store.prefix), net.network, formatIp(ip));
+  const v = await withAdmin(net, async (c) => {
+    const kv = (await c.range({ key })).kvs[0];
+    return kv ? decodeIp(key, kv.value) : undefined;
+  });
+  const holder = v
+    ? { ip, containerId: v.containerID, ifname: v.ifname, rangeSet: v.rangeSet, reservedAt: dateOf(v.reservedAt) }
+    : undefined;
+  return describe(net, ip, holder, sets, v?.node);
 }
 
 /**
