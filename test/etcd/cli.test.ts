@@ -484,6 +484,7 @@ define(
     };
     const old: string[] = [];
     for (const i of [1, 2, 3, 4, 5]) old.push(...(await add(localConf, `p${i}`)));
+    const localList = await okJson("list", "--data-dir", m.dir, "--network", net);
     const mConf = etcdConf(cluster, m, { name: net, ranges });
     const file = confFile(root, mConf);
     // On the local config itself, migrate refuses; the dry run copies nothing.
@@ -496,6 +497,12 @@ define(
     const text = await ok("migrate", "--conf", file);
     assert.match(text, new RegExp(`^copied 5 reservations of network ${net} into etcd as node migrant:\\nNETWORK`));
     assert.equal((await held(cluster, net)).map((l) => l.split(" ")[1]).sort(), [...old].sort());
+    const since = (rows: Record<string, unknown>[]) => rows.map((r) => `${r.address} ${r.reservedAt}`).sort();
+    assert.equal(
+      since(await okJson("list", "--conf", file)),
+      since(localList),
+      "each reservation keeps the time the local store recorded",
+    );
     const twice = await okJson<Record<string, unknown>>("migrate", "--conf", file);
     assert.equal(twice.copied, []);
     assert.is((twice.present as unknown[]).length, 5, "a second run copies nothing");

@@ -759,8 +759,26 @@ export async function migrate(
   });
   const out: MigrationReport = { copied: [], present: [], conflicts: [] };
   if (reservations.length === 0) return out;
-  const store = openEtcdStore({ config: conf, network, dataDir, budgetMs: 300_000, requestTimeoutMs: 5000 });
+  // A copied reservation keeps the time the local store recorded: reserve stamps the store's clock,
+  // which reads this while a migrated reservation is being made (and the real time otherwise).
+  let copying: number | undefined;
+  const store = openEtcdStore({
+    config: conf,
+    network,
+    dataDir,
+    budgetMs: 300_000,
+    requestTimeoutMs: 5000,
+    now: () => copying ?? Date.now(),
+  });
   const client = adminClient(conf);
+  const reserveAsOf = async (r: StoredReservation): Promise<boolean> => {
+    copying = r.reservedAt?.getTime();
+    try {
+      return await store.reserve(r);
+    } finally {
+      copying = undefined;
+    }
+  };
   try {
     try {
       await store.transaction(async () => {
@@ -781,7 +799,7 @@ export async function migrate(
               ifname: r.ifname,
               holder: `this attachment holds ${formatIp(other.ip)} in etcd`,
             });
-          } else if (await store.reserve(r)) out.copied.push(listed(r));
+          } else if (await reserveAsOf(r)) out.copied.push(listed(r));
           else
             out.conflicts.push({ address: formatIp(r.ip), containerID: r.containerId, ifname: r.ifname, holder: "" });
         }
