@@ -1,6 +1,6 @@
 // Scratch directories for every test stage: one way to make them (named for the test process, so
-// a leftover is easy to trace) and one to remove them; netns.ts also removes any still there when
-// its stage's process exits.
+// a leftover is easy to trace) and one to remove them. Whatever a stage did not remove goes when
+// its process exits, also after a failed test (the libcni client's build dir lives that long).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,3 +23,5 @@ export function removeDir(dir: string): void {
 export function removeAllTempDirs(): void {
   for (const dir of [...live]) removeDir(dir);
 }
+
+process.on("exit", removeAllTempDirs);
