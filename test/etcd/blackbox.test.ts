@@ -1,32 +1,19 @@
 // berth-ipam on the etcd store, black box: the built binary exec'ed as several simulated nodes
 // (each its own `store.node` and dataDir) against one pool on a real 3-member etcd. After every
 // scenario: no address twice, verify clean, every node cache agreeing with etcd.
-import { suite } from "uvu";
+import { clusterSuite } from "../helpers/etcd-suite.ts";
 import * as assert from "uvu/assert";
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { tmpdir } from "node:os";
 import { adminClient, migrateLocal, removeNode } from "../../cni/store/etcd/admin.ts";
 import { CACHE_FILE } from "../../cni/store/etcd/cache.ts";
-import { gated, needPluginUnderTest } from "../helpers/peers.ts";
+import { needPluginUnderTest } from "../helpers/peers.ts";
 import { enableAuth, needEtcd, startCluster, type Cluster } from "../helpers/etcd-cluster.ts";
 import { cacheDisagreements, checkPool, storeConfig } from "../helpers/etcd-pool.ts";
-import { etcdConf, ips, run, simNode, start, stdoutIps, type SimNode } from "../helpers/etcd-nodes.ts";
+import { etcdConf, localConf, ips, run, simNode, start, stdoutIps, type SimNode } from "../helpers/etcd-nodes.ts";
 import { netconf } from "../helpers/cni.ts";
 
-type Ctx = { cluster: Cluster; root: string };
-const test = suite<Ctx>("etcd black box");
-const { define, ready } = gated(test, "etcd", [...needEtcd(), needPluginUnderTest()]);
-if (ready) {
-  test.before(async (ctx) => {
-    ctx.cluster = await startCluster();
-    ctx.root = mkdtempSync(join(tmpdir(), "berth-etcd-bb-"));
-  });
-  test.after(async (ctx) => {
-    await ctx.cluster?.stop();
-    if (ctx.root) rmSync(ctx.root, { recursive: true, force: true });
-  });
-}
+const { test, define } = clusterSuite("etcd black box", "bb", [...needEtcd(), needPluginUnderTest()]);
 
 let nets = 0;
 const newNet = () => `bbnet${++nets}`;
@@ -325,15 +312,10 @@ define("migration: a node's local reservations move to etcd before the network s
   const m = simNode(root, "migrating");
   const other = simNode(root, "neighbour");
   const ranges = [[{ subnet: "10.219.0.0/24" }]];
-  const localConf = {
-    cniVersion: "1.1.0",
-    name: net,
-    type: "bridge",
-    ipam: { type: "berth-ipam", dataDir: m.dir, ranges },
-  };
+  const local = localConf(m, net, ranges);
   const old: string[] = [];
   for (const i of [1, 2, 3, 4]) {
-    const r = await run(localConf, { command: "ADD", containerId: `p${i}` });
+    const r = await run(local, { command: "ADD", containerId: `p${i}` });
     assert.is(r.code, 0, r.stdout);
     old.push(...ips(r));
   }

@@ -5,32 +5,19 @@
 // --repair), `node remove` with fencing of a zombie, `migrate` from the local store, changes made
 // while a storm of ADD/DEL runs, and the failures: exit 1 with one line naming the endpoint, never
 // a password.
-import { suite } from "uvu";
+import { clusterSuite } from "../helpers/etcd-suite.ts";
 import * as assert from "uvu/assert";
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { tmpdir } from "node:os";
 import { CACHE_FILE } from "../../cni/store/etcd/cache.ts";
 import { keys, layout } from "../../cni/store/etcd/schema.ts";
 import { execBinary, IPAM_PLUGIN, type ExecResult } from "../helpers/exec.ts";
-import { gated, needPluginUnderTest } from "../helpers/peers.ts";
+import { needPluginUnderTest } from "../helpers/peers.ts";
 import { enableAuth, needEtcd, startCluster, type Cluster } from "../helpers/etcd-cluster.ts";
 import { cacheDisagreements, checkPool, storeConfig } from "../helpers/etcd-pool.ts";
-import { etcdConf, ips, run, simNode, type SimNode } from "../helpers/etcd-nodes.ts";
+import { etcdConf, localConf, ips, run, simNode, type SimNode } from "../helpers/etcd-nodes.ts";
 
-type Ctx = { cluster: Cluster; root: string };
-const test = suite<Ctx>("etcd operator CLI");
-const { define, ready } = gated(test, "etcd", [...needEtcd(), needPluginUnderTest()]);
-if (ready) {
-  test.before(async (ctx) => {
-    ctx.cluster = await startCluster();
-    ctx.root = mkdtempSync(join(tmpdir(), "berth-etcd-cli-"));
-  });
-  test.after(async (ctx) => {
-    await ctx.cluster?.stop();
-    if (ctx.root) rmSync(ctx.root, { recursive: true, force: true });
-  });
-}
+const { test, define } = clusterSuite("etcd operator CLI", "cli", [...needEtcd(), needPluginUnderTest()]);
 
 let nets = 0;
 const newNet = () => `clinet${++nets}`;
@@ -476,19 +463,14 @@ define(
     const m = simNode(root, "migrant");
     const others = [simNode(root, "nb-1"), simNode(root, "nb-2")];
     const ranges = [[{ subnet: "10.235.0.0/24" }]];
-    const localConf = {
-      cniVersion: "1.1.0",
-      name: net,
-      type: "bridge",
-      ipam: { type: "berth-ipam", dataDir: m.dir, ranges },
-    };
+    const local = localConf(m, net, ranges);
     const old: string[] = [];
-    for (const i of [1, 2, 3, 4, 5]) old.push(...(await add(localConf, `p${i}`)));
+    for (const i of [1, 2, 3, 4, 5]) old.push(...(await add(local, `p${i}`)));
     const localList = await okJson("list", "--data-dir", m.dir, "--network", net);
     const mConf = etcdConf(cluster, m, { name: net, ranges });
     const file = confFile(root, mConf);
     // On the local config itself, migrate refuses; the dry run copies nothing.
-    const refused = await fails(1, "migrate", "--conf", confFile(root, localConf));
+    const refused = await fails(1, "migrate", "--conf", confFile(root, local));
     assert.match(refused.stderr, /migrate works on the etcd store; network .* uses the local store/);
     const dry = await okJson<Record<string, unknown>>("migrate", "--conf", file, "--dry-run");
     assert.is((dry.copied as unknown[]).length, 5);
@@ -529,14 +511,14 @@ define("migrate refuses any conflict and then copies nothing (not even the free 
   const holder = simNode(root, "holder");
   const m = simNode(root, "late");
   // Locally, late holds two addresses; in etcd, holder has already taken the first of them.
-  const localConf = {
+  const local = {
     cniVersion: "1.1.0",
     name: net,
     type: "bridge",
     ipam: { type: "berth-ipam", dataDir: m.dir, ranges },
   };
-  const [l1] = await add(localConf, "c1");
-  const [l2] = await add(localConf, "c2");
+  const [l1] = await add(local, "c1");
+  const [l2] = await add(local, "c2");
   const [taken] = await add(etcdConf(cluster, holder, { name: net, ranges }), "h1", `IP=${l1}`);
   assert.is(taken, l1);
   const file = confFile(root, etcdConf(cluster, m, { name: net, ranges }));

@@ -3,11 +3,10 @@
 // lost cache; the grace period; a GC beyond etcd's 128 operations per txn; verify, node removal
 // with fencing, migration from the local store, usage. Several simulated nodes are several stores
 // with their own `node` and dataDir.
-import { suite } from "uvu";
+import { clusterSuite, type ClusterCtx } from "../helpers/etcd-suite.ts";
 import * as assert from "uvu/assert";
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { tmpdir } from "node:os";
 import { formatIp, parseIp, type Ip } from "../../cni/ip.ts";
 import { canonicalizeRanges, rangeSet, type RangeSet } from "../../cni/range-set.ts";
 import { createSqliteStore } from "../../cni/store/sqlite.ts";
@@ -15,23 +14,11 @@ import { adminClient, migrateLocal, removeNode, usage, verify } from "../../cni/
 import { CACHE_FILE } from "../../cni/store/etcd/cache.ts";
 import { decodeBlock, keys, layout } from "../../cni/store/etcd/schema.ts";
 import { BLOCK_GRACE_MS, openEtcdStore, type EtcdStore } from "../../cni/store/etcd/store.ts";
-import { gated } from "../helpers/peers.ts";
-import { needEtcd, startCluster, type Cluster } from "../helpers/etcd-cluster.ts";
+import { needEtcd } from "../helpers/etcd-cluster.ts";
 import { cacheDisagreements, checkPool, storeConfig } from "../helpers/etcd-pool.ts";
 
-type Ctx = { cluster: Cluster; root: string };
-const test = suite<Ctx>("etcd store");
-const { define, ready } = gated(test, "etcd", needEtcd());
-if (ready) {
-  test.before(async (ctx) => {
-    ctx.cluster = await startCluster();
-    ctx.root = mkdtempSync(join(tmpdir(), "berth-etcd-store-"));
-  });
-  test.after(async (ctx) => {
-    await ctx.cluster?.stop();
-    if (ctx.root) rmSync(ctx.root, { recursive: true, force: true });
-  });
-}
+type Ctx = ClusterCtx;
+const { test, define } = clusterSuite("etcd store", "store", needEtcd());
 
 const setOf = (subnet: string): RangeSet => rangeSet(canonicalizeRanges([{ subnet }]));
 let nets = 0;

@@ -39,6 +39,14 @@ export function etcdConf(c: Cluster, n: SimNode, o: NetOptions): Record<string, 
   };
 }
 
+/** The same network on node n's local store: what a node runs before it migrates to etcd. */
+export const localConf = (n: SimNode, name: string, ranges: unknown[]): Record<string, unknown> => ({
+  cniVersion: "1.1.0",
+  name,
+  type: "bridge",
+  ipam: { type: "berth-ipam", dataDir: n.dir, ranges },
+});
+
 export const run = (conf: unknown, call: CniCall): Promise<CniOutcome> => cni(call, conf);
 
 export const ips = (o: CniOutcome): string[] => addresses(o.json).map((a) => a.split("/")[0] ?? a);

@@ -174,6 +174,16 @@ export type ListedReservation = {
   reservedAt: string;
 };
 
+const listedOf = (network: string, address: string, v: IpValue): ListedReservation => ({
+  network,
+  address,
+  containerID: v.containerID,
+  ifname: v.ifname,
+  node: v.node,
+  rangeSet: v.rangeSet,
+  reservedAt: v.reservedAt,
+});
+
 /** Every reservation in the pool (optionally one network's, one node's), ordered by network and address. */
 export async function listReservations(
   client: EtcdClient,
@@ -188,15 +198,7 @@ export async function listReservations(
     const [network = "", address = ""] = segment(keys.allIps(l), kv.key);
     const v = decodeIp(kv.key, kv.value);
     if (filter.node && v.node !== filter.node) continue;
-    out.push({
-      network,
-      address,
-      containerID: v.containerID,
-      ifname: v.ifname,
-      node: v.node,
-      rangeSet: v.rangeSet,
-      reservedAt: v.reservedAt,
-    });
+    out.push(listedOf(network, address, v));
   }
   return sortReservations(out);
 }
@@ -911,15 +913,7 @@ export async function releaseAddress(
       success.push({ put: { key: blockKv.key, value: encodeBlock(withBit(b, ip, false)) } });
     }
     if ((await client.txn({ compare, success, failure: [] })).succeeded) {
-      return {
-        network,
-        address,
-        containerID: v.containerID,
-        ifname: v.ifname,
-        node: v.node,
-        rangeSet: v.rangeSet,
-        reservedAt: v.reservedAt,
-      };
+      return listedOf(network, address, v);
     }
   }
   throw new Error(`release of ${address}: 20 attempts lost a compare-and-swap race; try again`);
