@@ -192,6 +192,21 @@ commit_staged() {
   sync -- "$(dirname -- "$1")" 2>/dev/null || true
 }
 
+# Starts putting something at $1: sets verb to install or replace and tmp to the staging path beside
+# it; in a dry run only says what would be done ($2 says what is put there).
+begin_install() {
+  if [ -d "$1" ] && [ ! -L "$1" ]; then die "$1 is a directory"; fi
+  verb=install
+  if [ -e "$1" ] || [ -L "$1" ]; then verb=replace; fi
+  if [ $dry_run -eq 1 ]; then
+    [ -d "$(dirname -- "$1")" ] || say "create directory $(dirname -- "$1")"
+    say "$verb $1 ($2)"
+    return 0
+  fi
+  stage_dir "$1"
+  tmp=$tmp_dir/${1##*/}
+}
+
 # Copies one verified file into place; prints what it did.
 install_file() {
   rel=$1 dest=$root$2 mode=$3 expect=$4
@@ -200,16 +215,8 @@ install_file() {
     printf 'unchanged %s\n' "$dest"
     return 0
   fi
-  if [ -d "$dest" ] && [ ! -L "$dest" ]; then die "$dest is a directory"; fi
-  verb=install
-  if [ -e "$dest" ] || [ -L "$dest" ]; then verb=replace; fi
-  if [ $dry_run -eq 1 ]; then
-    [ -d "$(dirname -- "$dest")" ] || say "create directory $(dirname -- "$dest")"
-    say "$verb $dest (mode $mode, sha256 $expect)"
-    return 0
-  fi
-  stage_dir "$dest"
-  tmp=$tmp_dir/${dest##*/}
+  begin_install "$dest" "mode $mode, sha256 $expect"
+  if [ $dry_run -eq 1 ]; then return 0; fi
   cat -- "$src_dir/$rel" >"$tmp"
   # Checked again after the copy: what gets renamed into place is exactly what SHA256SUMS names.
   got=$(sha256 "$tmp")
@@ -243,16 +250,8 @@ install_link() {
     printf 'unchanged %s\n' "$dest"
     return 0
   fi
-  if [ -d "$dest" ] && [ ! -L "$dest" ]; then die "$dest is a directory"; fi
-  verb=install
-  if [ -e "$dest" ] || [ -L "$dest" ]; then verb=replace; fi
-  if [ $dry_run -eq 1 ]; then
-    [ -d "$(dirname -- "$dest")" ] || say "create directory $(dirname -- "$dest")"
-    say "$verb $dest (a link to $primary)"
-    return 0
-  fi
-  stage_dir "$dest"
-  tmp=$tmp_dir/${dest##*/}
+  begin_install "$dest" "a link to $primary"
+  if [ $dry_run -eq 1 ]; then return 0; fi
   # link(2) fails across file systems and across mounts (a container's two hostPath volumes).
   if ln -- "$root$primary" "$tmp" 2>/dev/null; then
     kind="hard link to $primary"
