@@ -10,7 +10,8 @@
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
-import { beginImmediate } from "../sqlite-lock.ts";
+import { errorMessage } from "../../../shared/json.ts";
+import { beginImmediate, sqliteCode } from "../sqlite-lock.ts";
 import type { KeyValue } from "./transport.ts";
 import { statementCache } from "../statements.ts";
 
@@ -63,13 +64,11 @@ export type NodeCache = {
 
 export type CacheError = Error & { busy: boolean };
 
-function isBusy(e: unknown): boolean {
-  const err = e as { errcode?: number; message?: string };
-  return err.errcode === 5 || err.errcode === 6 || /database is locked|SQLITE_BUSY/.test(err.message ?? "");
-}
+// SQLITE_BUSY (5) or SQLITE_LOCKED (6), extended codes included.
+const isBusy = (e: unknown): boolean => sqliteCode(e) === 5 || sqliteCode(e) === 6;
 
 function cacheError(e: unknown, what: string): CacheError {
-  const err = new Error(`${what}: ${(e as Error).message}`) as CacheError;
+  const err = new Error(`${what}: ${errorMessage(e)}`) as CacheError;
   err.busy = isBusy(e);
   return err;
 }
