@@ -96,8 +96,10 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
  * Opening runs statements of its own (the journal mode, the schema), and in WAL mode those can
  * fail "busy" while the last process to close the file cleans up its log or the first after a crash
  * recovers it, both under an exclusive lock (https://sqlite.org/wal.html, "Sometimes Queries Return
- * SQLITE_BUSY In WAL Mode"). Processes on a node open and close this file all the time: try again
- * for as long as the node's lock may be waited for.
+ * SQLITE_BUSY In WAL Mode"); so can switching a brand-new file to WAL while other processes open it.
+ * Without this, a network's first ADDs from many processes at once failed "database is locked"
+ * (test/etcd/blackbox.test.ts, "nodes adding at once"): try again for as long as the node's lock may
+ * be waited for.
  */
 function openBusyAware(path: string, timeoutMs: number): DatabaseSync {
   const start = Date.now();
