@@ -4,10 +4,19 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { execBinary, ROOT } from "./exec.ts";
+import type { Requirement } from "./peers.ts";
 import { tempDir } from "./temp.ts";
 
 export const GO = "/usr/bin/go";
 export const LIBCNI_SRC = "/usr/share/gocode/src/github.com/containernetworking/cni/libcni";
+
+/** What a stage that builds the client needs besides the plugin under test. */
+export function needLibcniSource(): Requirement {
+  return {
+    what: `${LIBCNI_SRC} (Debian package golang-github-appc-cni-dev)`,
+    ok: existsSync(LIBCNI_SRC),
+  };
+}
 
 let built: string | undefined;
 

@@ -5,23 +5,20 @@
 // versions that matter: 0.2.0 (ip4/ip6), 0.4.0 (ips with version), 1.0.0.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
-import { existsSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { formatIp } from "../../cni/ip.ts";
 import { readCniCache } from "../../cni/store/cni-cache.ts";
 import { IPAM_PLUGIN } from "../helpers/exec.ts";
-import { GO, LIBCNI_SRC, libcniCall, libcniClient, type LibcniRequest } from "../helpers/libcni-client.ts";
-import { gated, needExecutable, needPluginUnderTest, type Requirement } from "../helpers/peers.ts";
+import { GO, libcniCall, libcniClient, needLibcniSource, type LibcniRequest } from "../helpers/libcni-client.ts";
+import { gated, needExecutable, needPluginUnderTest } from "../helpers/peers.ts";
 import { removeDir, tempDir } from "../helpers/temp.ts";
 
 const test = suite("libcni's result cache, read back for recovery");
 const { define: it } = gated(test, "libcni", [
   needPluginUnderTest(),
   needExecutable(GO, "golang-go"),
-  {
-    what: `${LIBCNI_SRC} (Debian package golang-github-appc-cni-dev)`,
-    ok: existsSync(LIBCNI_SRC),
-  } satisfies Requirement,
+  needLibcniSource(),
 ]);
 
 const TYPE = basename(IPAM_PLUGIN);

@@ -7,13 +7,12 @@
 // libcni 1.1.2 and Debian's plugins 1.1.1 speak CNI <= 1.0.0, and libcni 1.1.2 has no GC, so GC
 // is exercised by executing the plugin directly with the reference semantics (SPEC.md "GC":
 // cniVersion 1.1.0, `cni.dev/valid-attachments`).
-import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { disposeLab, newContainer, newLab, type Container, type Lab, type Result } from "../helpers/bridge-lab.ts";
-import { execBinary, IPAM_PLUGIN, ROOT } from "../helpers/exec.ts";
+import { execBinary, IPAM_PLUGIN } from "../helpers/exec.ts";
 import {
   asCniError,
   BRIDGE,
@@ -27,19 +26,8 @@ import {
   runCni,
   sweepStale,
 } from "../helpers/netns.ts";
-import { tempDir } from "../helpers/temp.ts";
-import {
-  gated,
-  needExecutable,
-  needPluginUnderTest,
-  needRoot,
-  underTestIsReference,
-  type Requirement,
-} from "../helpers/peers.ts";
-
-const GO = "/usr/bin/go";
-const GOCODE = "/usr/share/gocode";
-const LIBCNI_SRC = `${GOCODE}/src/github.com/containernetworking/cni/libcni`;
+import { GO, libcniClient, needLibcniSource } from "../helpers/libcni-client.ts";
+import { gated, needExecutable, needPluginUnderTest, needRoot, underTestIsReference } from "../helpers/peers.ts";
 
 const test = suite("libcni: reference runtime library with bridge + the IPAM plugin under test");
 const { define: it, ready } = gated(test, "libcni", [
@@ -48,10 +36,7 @@ const { define: it, ready } = gated(test, "libcni", [
   needExecutable(IP, "iproute2"),
   needExecutable(BRIDGE, "containernetworking-plugins"),
   needExecutable(GO, "golang-go"),
-  {
-    what: `${LIBCNI_SRC} (Debian package golang-github-appc-cni-dev)`,
-    ok: existsSync(LIBCNI_SRC),
-  } satisfies Requirement,
+  needLibcniSource(),
 ]);
 
 let client = "";
@@ -64,22 +49,7 @@ if (ready) {
   test.before(() => {
     // A before hook that throws is swallowed by uvu; keep the error for the first test to report.
     try {
-      const dir = tempDir("libcni-build");
-      client = join(dir, "libcni-client");
-      execFileSync(GO, ["build", "-o", client, "."], {
-        cwd: join(ROOT, "test/libcni/client"),
-        env: {
-          PATH: "/usr/bin:/bin",
-          GO111MODULE: "off",
-          GOPATH: `${dir}/gopath:${GOCODE}`,
-          CGO_ENABLED: "0",
-          GOCACHE: join(dir, "gocache"),
-          GOFLAGS: "",
-          HOME: dir,
-        },
-        stdio: ["ignore", "pipe", "pipe"],
-        timeout: 120_000,
-      });
+      client = libcniClient();
     } catch (e) {
       const err = e as Error & { stderr?: Buffer };
       buildError = new Error(`building the libcni client failed: ${err.message}\n${err.stderr?.toString() ?? ""}`);

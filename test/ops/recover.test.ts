@@ -8,8 +8,8 @@ import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "no
 import { basename, dirname, join } from "node:path";
 import { cni } from "../helpers/cni.ts";
 import { IPAM_PLUGIN } from "../helpers/exec.ts";
-import { GO, LIBCNI_SRC, libcniCall, libcniClient } from "../helpers/libcni-client.ts";
-import { gated, needExecutable, needPluginUnderTest, type Requirement } from "../helpers/peers.ts";
+import { GO, libcniCall, libcniClient, needLibcniSource } from "../helpers/libcni-client.ts";
+import { gated, needExecutable, needPluginUnderTest } from "../helpers/peers.ts";
 import { removeDir, tempDir } from "../helpers/temp.ts";
 import type { JsonObject } from "../../shared/json.ts";
 import { dbFile, fails, NET, ok, okJson } from "./ops.ts";
@@ -20,14 +20,7 @@ test.before.each((ctx) => {
   ctx.dir = tempDir("recover");
 });
 test.after.each((ctx) => removeDir(ctx.dir));
-const { define: it } = gated(test, "ops", [
-  needPluginUnderTest(),
-  needExecutable(GO, "golang-go"),
-  {
-    what: `${LIBCNI_SRC} (Debian package golang-github-appc-cni-dev)`,
-    ok: existsSync(LIBCNI_SRC),
-  } satisfies Requirement,
-]);
+const { define: it } = gated(test, "ops", [needPluginUnderTest(), needExecutable(GO, "golang-go"), needLibcniSource()]);
 
 const TYPE = basename(IPAM_PLUGIN);
 const ipamOf = (dir: string) => ({
