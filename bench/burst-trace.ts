@@ -8,7 +8,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync }
 import { spawn } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { IPAM_PLUGIN } from "../test/helpers/exec.ts";
+import { addEnv, IPAM_PLUGIN } from "../test/helpers/exec.ts";
 import { quantile } from "./stats.ts";
 
 const N = Number(process.argv[2] ?? 200);
@@ -30,14 +30,7 @@ function add(id: string, env: Record<string, string> = {}): Promise<number> {
   return new Promise((done, fail) => {
     const fd = openSync(confFile, "r");
     const child = spawn(IPAM_PLUGIN, [], {
-      env: {
-        PATH: "/usr/bin:/bin",
-        CNI_COMMAND: "ADD",
-        CNI_CONTAINERID: id,
-        CNI_NETNS: "/x",
-        CNI_IFNAME: "eth0",
-        ...env,
-      },
+      env: { ...addEnv(id), ...env },
       stdio: [fd, "ignore", "inherit"],
     });
     closeSync(fd);

@@ -13,7 +13,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { addresses, cni, netconf, suiteWithDir, type DirCtx } from "../helpers/cni.ts";
-import { IPAM_PLUGIN } from "../helpers/exec.ts";
+import { addEnv, IPAM_PLUGIN } from "../helpers/exec.ts";
 import { underTestIsReference } from "../helpers/peers.ts";
 
 const REF = underTestIsReference();
@@ -33,14 +33,7 @@ type Run = {
 
 function startAdd(conf: object, id: string): Run {
   const child = spawn(IPAM_PLUGIN, [], {
-    env: {
-      PATH: "/usr/bin:/bin",
-      CNI_COMMAND: "ADD",
-      CNI_CONTAINERID: id,
-      CNI_NETNS: "/x",
-      CNI_IFNAME: "eth0",
-      CNI_PATH: "/opt/cni/bin",
-    },
+    env: { ...addEnv(id), CNI_PATH: "/opt/cni/bin" },
     stdio: ["pipe", "pipe", "ignore"],
   });
   let out = "";

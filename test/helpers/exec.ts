@@ -10,6 +10,17 @@ export const IPAM_PLUGIN = process.env.BERTH_IPAM ?? resolve(BIN_DIR, "berth-ipa
 export const CREDENTIAL_PROVIDER =
   process.env.BERTH_CREDENTIAL_PROVIDER ?? resolve(BIN_DIR, "berth-credential-provider");
 
+/** The environment of a runtime's ADD for one container, before any caller's extras. */
+export function addEnv(containerId: string): Record<string, string> {
+  return {
+    PATH: "/usr/bin:/bin",
+    CNI_COMMAND: "ADD",
+    CNI_CONTAINERID: containerId,
+    CNI_NETNS: "/x",
+    CNI_IFNAME: "eth0",
+  };
+}
+
 export type ExecResult = { code: number; stdout: string; stderr: string; signal: NodeJS.Signals | null };
 
 export type ExecOptions = {
