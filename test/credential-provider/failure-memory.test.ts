@@ -5,11 +5,12 @@
 // Counted where it happens: the black hole records every connection it was sent.
 import { join } from "node:path";
 import * as assert from "uvu/assert";
+import { ageCachedToken } from "../helpers/token-cache.ts";
 import { defaultBehaviour } from "../helpers/aws-endpoint.ts";
 import { type BlackHole, startBlackHole } from "../helpers/black-hole.ts";
 import { serviceAccountToken } from "../helpers/service-account-token.ts";
 import { callsOf, endpointSuite, failed, ok, PRIVATE, request, run } from "./helpers.ts";
-import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 
 const s = endpointSuite("credential-provider: failures remembered during an outage");
 const { test } = s;
@@ -106,13 +107,7 @@ test("a remembered failure with a still-valid cached token: the token is served,
   const args = ["get-credentials", `--cache-dir=${dir}`, "--timeout=1s"];
   ok(await run(request(PUBLIC_IMAGE), s.ep.env(), args));
   // Past half-life, 5 hours left.
-  const entry = readdirSync(dir).find((f) => /^[0-9a-f]{40}\.json$/.test(f)) as string;
-  const token = JSON.parse(readFileSync(join(dir, entry), "utf8")) as Record<string, number>;
-  token.fetchedAt = Date.now() - 7 * 3600_000;
-  token.expiresAt = Date.now() + 5 * 3600_000;
-  writeFileSync(join(dir, entry), JSON.stringify(token));
-  // The cache dates each file by the end of its use (cache.ts), as it would have written it.
-  utimesSync(join(dir, entry), token.expiresAt / 1000, token.expiresAt / 1000);
+  ageCachedToken(dir);
   const r1 = await run(request(PUBLIC_IMAGE), darkPublic(), args);
   ok(r1);
   assert.match(r1.stderr, "serving a cached token");

@@ -3,9 +3,10 @@
 // an outage the cache hides, or a warning about a non-ECR host, leaves no trace there. One JSON
 // line per request instead: time, image, registry, source, role, duration, warning or error;
 // never a secret; whole lines under concurrent appends; bounded by rotation to FILE.1.
-import { existsSync, readFileSync, statSync, utimesSync, writeFileSync, readdirSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import * as assert from "uvu/assert";
+import { ageCachedToken } from "../helpers/token-cache.ts";
 import { defaultBehaviour, DEFAULT_SECRETS } from "../helpers/aws-endpoint.ts";
 import { endpointSuite, failed, ok, PRIVATE, request, run, SA_TOKEN, secretForms } from "./helpers.ts";
 
@@ -30,12 +31,7 @@ test("one line per request: ecr, then cache, then stale-cache with the outage's 
   ok(await run(request(`${PRIVATE}/app`), s.ep.env(), args));
   ok(await run(request(`${PRIVATE}/other`), s.ep.env(), args));
   // Past half-life with hours left, and ECR throttling: the cached token hides the outage.
-  const entry = readdirSync(dir).find((f) => /^[0-9a-f]{40}\.json$/.test(f)) as string;
-  const token = JSON.parse(readFileSync(join(dir, entry), "utf8")) as Record<string, number>;
-  token.fetchedAt = Date.now() - 7 * 3600_000;
-  token.expiresAt = Date.now() + 5 * 3600_000;
-  writeFileSync(join(dir, entry), JSON.stringify(token));
-  utimesSync(join(dir, entry), token.expiresAt / 1000, token.expiresAt / 1000);
+  ageCachedToken(dir);
   s.ep.behaviour = {
     ...defaultBehaviour(),
     ecr: { kind: "error", status: 400, type: "ThrottlingException", message: "Rate exceeded" },
@@ -65,16 +61,17 @@ test("one line per request: ecr, then cache, then stale-cache with the outage's 
 test("the role and identity are logged, the warning for a non-ECR host too; no secret ever is", async () => {
   const log = freshLog();
   const args = ["get-credentials", `--log-file=${log}`];
-  ok(
-    await run(
+  // A pod's pull through the role its service account names.
+  const asRole = () =>
+    run(
       request(`${PRIVATE}/app`, {
         serviceAccountToken: SA_TOKEN,
         serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": ROLE },
       }),
       s.ep.env(),
       args,
-    ),
-  );
+    );
+  ok(await asRole());
   ok(await run(request("registry.example.com/app"), s.ep.env({ AWS_REGION: "eu-west-1" }), args));
   s.ep.behaviour = {
     ...defaultBehaviour(),
@@ -86,17 +83,7 @@ test("the role and identity are logged, the warning for a non-ECR host too; no s
       message: "echo node-secret-key-do-not-print-0123456789 role-session-token-do-not-print-555",
     },
   };
-  failed(
-    await run(
-      request(`${PRIVATE}/app`, {
-        serviceAccountToken: SA_TOKEN,
-        serviceAccountAnnotations: { "eks.amazonaws.com/ecr-role-arn": ROLE },
-      }),
-      s.ep.env(),
-      args,
-    ),
-    "InvalidParameterException: echo [REDACTED] [REDACTED]",
-  );
+  failed(await asRole(), "InvalidParameterException: echo [REDACTED] [REDACTED]");
   const got = lines(log);
   assert.equal(
     got.map((l) => [l.source, l.identity, l.role]),
