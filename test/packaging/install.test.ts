@@ -35,6 +35,7 @@ import {
   scratch,
   cleanScratch,
 } from "./fixture.ts";
+import { lstatTree } from "../helpers/tree.ts";
 
 const test = suite("packaging: install.sh");
 test.after.each(cleanScratch);
@@ -69,25 +70,14 @@ type Entry = { path: string; type: string; mode: string; ino: number; size: numb
 
 /** Every file and directory under root with what a change would alter (a write moves mtime, a rename the inode). */
 function snapshot(root: string): Entry[] {
-  const out: Entry[] = [];
-  const walk = (dir: string): void => {
-    for (const name of readdirSync(dir).sort()) {
-      const p = join(dir, name);
-      const st = lstatSync(p, { bigint: true });
-      const type = st.isDirectory() ? "dir" : st.isSymbolicLink() ? "link" : "file";
-      out.push({
-        path: relative(root, p),
-        type,
-        mode: (Number(st.mode) & 0o7777).toString(8),
-        ino: Number(st.ino),
-        size: Number(st.size),
-        mtimeNs: st.mtimeNs,
-      });
-      if (type === "dir") walk(p);
-    }
-  };
-  walk(root);
-  return out;
+  return lstatTree(root).map(({ path: p, type, st }) => ({
+    path: relative(root, p),
+    type,
+    mode: (Number(st.mode) & 0o7777).toString(8),
+    ino: Number(st.ino),
+    size: Number(st.size),
+    mtimeNs: st.mtimeNs,
+  }));
 }
 
 const sha256 = (f: string): string => createHash("sha256").update(readFileSync(f)).digest("hex");
