@@ -13,10 +13,8 @@ import {
   appendFileSync,
   copyFileSync,
   linkSync,
-  lstatSync,
   mkdirSync,
   mkdtempSync,
-  readdirSync,
   readFileSync,
   readlinkSync,
   rmSync,
@@ -28,6 +26,8 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { parseAllDocuments } from "yaml";
 import { gated, needExecutable, needRoot } from "../helpers/peers.ts";
+import { type PodmanRun, podmanStorageArgs, runPodman, showRun, writePodmanConfig } from "../helpers/podman.ts";
+import { lstatTree } from "../helpers/tree.ts";
 import {
   DEFAULT_CNI_BIN_DIR,
   DEFAULT_PROVIDER_BIN_DIR,
@@ -61,60 +61,31 @@ const { define, ready } = gated(test, "installer image", [
   needExecutable(UNSHARE, "util-linux"),
 ]);
 
-type Run = { code: number; stdout: string; stderr: string };
+type Run = PodmanRun;
 let dir = "";
 
 function podman(args: string[], stdin?: Buffer, timeoutMs = 180_000): Promise<Run> {
-  return new Promise((done, fail) => {
-    const child = spawn(
-      UNSHARE,
-      [
-        "--mount",
-        "--propagation",
-        "private",
-        "/bin/sh",
-        "-c",
-        'mount -t tmpfs -o mode=0755 berth-podman /var/lib && exec "$@"',
-        "sh",
-        PODMAN,
-        "--root",
-        join(dir, "root"),
-        "--runroot",
-        join(dir, "runroot"),
-        "--tmpdir",
-        join(dir, "tmp"),
-        "--storage-driver",
-        "vfs",
-        ...args,
-      ],
-      {
-        env: {
-          PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
-          HOME: dir,
-          TMPDIR: join(dir, "tmp"),
-          CONTAINERS_CONF: join(dir, "containers.conf"),
-          CONTAINERS_STORAGE_CONF: join(dir, "storage.conf"),
-          CONTAINERS_REGISTRIES_CONF: join(dir, "registries.conf"),
-        },
-        stdio: ["pipe", "pipe", "pipe"],
-      },
-    );
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on("data", (d: Buffer) => out.push(d));
-    child.stderr.on("data", (d: Buffer) => err.push(d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("error", fail);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      done({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
-    });
-    child.stdin.on("error", () => {});
-    child.stdin.end(stdin ?? "");
-  });
+  return runPodman(
+    UNSHARE,
+    [
+      "--mount",
+      "--propagation",
+      "private",
+      "/bin/sh",
+      "-c",
+      'mount -t tmpfs -o mode=0755 berth-podman /var/lib && exec "$@"',
+      "sh",
+      PODMAN,
+      ...podmanStorageArgs(dir),
+      ...args,
+    ],
+    dir,
+    stdin,
+    timeoutMs,
+  );
 }
 
-const show = (r: Run) => `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+const show = showRun;
 
 /** Debian's static busybox and a link per applet, as an uncompressed tar of a rootfs. */
 async function busyboxRootfs(): Promise<Buffer> {
@@ -202,25 +173,14 @@ function runInit(
 type Entry = { path: string; type: string; mode: string; ino: number; mtimeNs: bigint; link?: string };
 
 function snapshot(root: string): Entry[] {
-  const out: Entry[] = [];
-  const walk = (d: string): void => {
-    for (const name of readdirSync(d).sort()) {
-      const p = join(d, name);
-      const st = lstatSync(p, { bigint: true });
-      const type = st.isDirectory() ? "dir" : st.isSymbolicLink() ? "link" : "file";
-      out.push({
-        path: `/${relative(root, p)}`,
-        type,
-        mode: (Number(st.mode) & 0o7777).toString(8),
-        ino: Number(st.ino),
-        mtimeNs: st.mtimeNs,
-        ...(type === "link" ? { link: readlinkSync(p) } : {}),
-      });
-      if (type === "dir") walk(p);
-    }
-  };
-  walk(root);
-  return out;
+  return lstatTree(root).map(({ path: p, type, st }) => ({
+    path: `/${relative(root, p)}`,
+    type,
+    mode: (Number(st.mode) & 0o7777).toString(8),
+    ino: Number(st.ino),
+    mtimeNs: st.mtimeNs,
+    ...(type === "link" ? { link: readlinkSync(p) } : {}),
+  }));
 }
 
 let rel: Release | undefined;
@@ -231,25 +191,7 @@ if (ready) {
   dir = mkdtempSync("/tmp/berth-img-");
   process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
   for (const d of ["root", "runroot", "tmp"]) mkdirSync(join(dir, d), { recursive: true });
-  writeFileSync(
-    join(dir, "containers.conf"),
-    [
-      "[containers]",
-      'default_ulimits = ["nofile=1024:1024","nproc=4096:4096"]',
-      "[engine]",
-      'runtime = "runc"',
-      'cgroup_manager = "cgroupfs"',
-      'events_logger = "none"',
-      'lock_type = "file"',
-      `tmp_dir = "${join(dir, "tmp")}"`,
-      "",
-    ].join("\n"),
-  );
-  writeFileSync(
-    join(dir, "storage.conf"),
-    `[storage]\ndriver = "vfs"\ngraphroot = "${join(dir, "root")}"\nrunroot = "${join(dir, "runroot")}"\n`,
-  );
-  writeFileSync(join(dir, "registries.conf"), "unqualified-search-registries = []\n");
+  writePodmanConfig(dir, "runc");
   const imported = await podman(["import", "-", BASE], await busyboxRootfs());
   if (imported.code !== 0) envLimit = `podman import failed: ${show(imported)}`;
   else {

@@ -14,7 +14,7 @@
 // `--network none` (no CNI, so the plugin under test plays no part). If that fails, podman cannot
 // run containers on this machine at all: every test is skipped with podman's exact error, also in
 // CI. Anything that fails after that preflight is a real failure.
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
@@ -43,6 +43,14 @@ import {
   sweepStale,
 } from "../helpers/netns.ts";
 import { BUSYBOX, busyboxRootfsTar } from "../helpers/oci-image.ts";
+import {
+  type PodmanRun,
+  podmanEnv,
+  podmanStorageArgs,
+  runPodman,
+  showRun,
+  writePodmanConfig,
+} from "../helpers/podman.ts";
 import { tempDir } from "../helpers/temp.ts";
 import { gated, needExecutable, needPluginUnderTest, needRoot } from "../helpers/peers.ts";
 
@@ -69,7 +77,7 @@ const { define, ready } = gated(test, "podman", [
   needExecutable(BRIDGE, "containernetworking-plugins"),
 ]);
 
-type Run = { code: number; stdout: string; stderr: string };
+type Run = PodmanRun;
 
 let dir = "";
 let hostNs = "";
@@ -92,87 +100,35 @@ function podmanArgs(args: string[]): string[] {
     `--net=${netnsPath(hostNs)}`,
     "--",
     PODMAN,
-    "--root",
-    join(dir, "root"),
-    "--runroot",
-    join(dir, "runroot"),
-    "--tmpdir",
-    join(dir, "tmp"),
-    "--storage-driver",
-    "vfs",
+    ...podmanStorageArgs(dir),
     "--network-config-dir",
     join(dir, "cni-conf"),
     ...args,
   ];
 }
 
-function podmanEnv(): Record<string, string> {
-  return {
-    PATH: "/usr/sbin:/usr/bin:/sbin:/bin",
-    HOME: dir,
-    TMPDIR: join(dir, "tmp"),
-    CONTAINERS_CONF: join(dir, "containers.conf"),
-    CONTAINERS_STORAGE_CONF: join(dir, "storage.conf"),
-    CONTAINERS_REGISTRIES_CONF: join(dir, "registries.conf"),
-  };
-}
-
 /** podman, entered into the test's host namespace, with every path in the temp dir. */
 function podman(args: string[], stdin?: Buffer, timeoutMs = 60_000): Promise<Run> {
-  return new Promise((done, fail) => {
-    const child = spawn(NSENTER, podmanArgs(args), { env: podmanEnv(), stdio: ["pipe", "pipe", "pipe"] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on("data", (d: Buffer) => out.push(d));
-    child.stderr.on("data", (d: Buffer) => err.push(d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("error", fail);
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      done({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
-    });
-    child.stdin.on("error", () => {});
-    child.stdin.end(stdin ?? "");
-  });
+  return runPodman(NSENTER, podmanArgs(args), dir, stdin, timeoutMs);
 }
 
 function podmanSync(args: string[]): void {
-  spawnSync(NSENTER, podmanArgs(args), { env: podmanEnv(), stdio: "ignore", timeout: 60_000 });
+  spawnSync(NSENTER, podmanArgs(args), { env: podmanEnv(dir), stdio: "ignore", timeout: 60_000 });
 }
 
-function show(r: Run): string {
-  return `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
-}
+const show = showRun;
 
 function writeConfigs(): void {
   for (const d of ["root", "runroot", "tmp", "cni-conf", "cni-bin", "ipam-data"])
     mkdirSync(join(dir, d), { recursive: true });
   ipamData = join(dir, "ipam-data");
   symlinkSync(IPAM_PLUGIN, join(dir, "cni-bin", "berth-ipam"));
-  writeFileSync(
-    join(dir, "containers.conf"),
-    [
-      "[containers]",
-      'default_ulimits = ["nofile=1024:1024","nproc=4096:4096"]',
-      "[network]",
-      'network_backend = "cni"',
-      `cni_plugin_dirs = ["${join(dir, "cni-bin")}", "${REFERENCE_DIR}"]`,
-      `network_config_dir = "${join(dir, "cni-conf")}"`,
-      `default_network = "${NETWORK}"`,
-      "[engine]",
-      `runtime = "${RUNTIME}"`,
-      'cgroup_manager = "cgroupfs"',
-      'events_logger = "none"',
-      'lock_type = "file"',
-      `tmp_dir = "${join(dir, "tmp")}"`,
-      "",
-    ].join("\n"),
-  );
-  writeFileSync(
-    join(dir, "storage.conf"),
-    `[storage]\ndriver = "vfs"\ngraphroot = "${join(dir, "root")}"\nrunroot = "${join(dir, "runroot")}"\n`,
-  );
-  writeFileSync(join(dir, "registries.conf"), "unqualified-search-registries = []\n");
+  writePodmanConfig(dir, RUNTIME, [
+    'network_backend = "cni"',
+    `cni_plugin_dirs = ["${join(dir, "cni-bin")}", "${REFERENCE_DIR}"]`,
+    `network_config_dir = "${join(dir, "cni-conf")}"`,
+    `default_network = "${NETWORK}"`,
+  ]);
   writeFileSync(
     join(dir, "cni-conf", `${NETWORK}.conflist`),
     JSON.stringify(
