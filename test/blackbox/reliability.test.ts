@@ -11,7 +11,6 @@ import {
   existsSync,
   mkdirSync,
   readdirSync,
-  readFileSync,
   rmSync,
   statSync,
   symlinkSync,
@@ -21,6 +20,7 @@ import {
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import type { JsonObject } from "../../shared/json.ts";
+import { scrambleStorePages } from "../helpers/ipam-store.ts";
 import { addresses, cni, execCni, netconf, snapshot, suiteWithDir, type CniCall, type DirCtx } from "../helpers/cni.ts";
 import { IPAM_PLUGIN } from "../helpers/exec.ts";
 import { underTestIsReference } from "../helpers/peers.ts";
@@ -102,11 +102,7 @@ async function malformedStore(dir: string): Promise<string> {
   }
   db.exec("COMMIT");
   db.close();
-  const path = join(net, "berth.db");
-  const bytes = readFileSync(path);
-  for (let i = 4096; i < bytes.length; i++) bytes[i] = (i * 7919) & 0xff;
-  writeFileSync(path, bytes);
-  return path;
+  return scrambleStorePages(net);
 }
 
 for (const [name, damage] of [

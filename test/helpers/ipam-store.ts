@@ -2,7 +2,7 @@
 // SQLite file `<dataDir>/<network>/berth.db` (table `reservation`) or host-local's record files
 // `<dataDir>/<network>/<ip>` ("<containerID>\r\n<ifname>"). A stop-gap until the operator CLI
 // (`berth-ipam list --json`) exists; tests call only `heldAddresses`.
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -50,4 +50,13 @@ export function heldAddresses(dataDir: string, network: string): Holding[] {
   const db = join(dir, "berth.db");
   const all = existsSync(db) ? fromSqlite(db) : fromHostLocal(dir);
   return all.sort((a, b) => a.ip.localeCompare(b.ip) || a.containerId.localeCompare(b.containerId));
+}
+
+/** Garbage over every page of network's berth.db but the first (the schema): `database disk image is malformed`. */
+export function scrambleStorePages(net: string): string {
+  const path = join(net, "berth.db");
+  const bytes = readFileSync(path);
+  for (let i = 4096; i < bytes.length; i++) bytes[i] = (i * 7919) & 0xff;
+  writeFileSync(path, bytes);
+  return path;
 }

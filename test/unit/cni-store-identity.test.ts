@@ -18,6 +18,7 @@ import {
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { canonicalizeRanges, rangeSet } from "../../cni/range-set.ts";
+import { scrambleStorePages } from "../helpers/ipam-store.ts";
 import { parseIp, formatIp } from "../../cni/ip.ts";
 import { StoreError } from "../../cni/store/errors.ts";
 import { isStoreId } from "../../cni/store/identity.ts";
@@ -178,10 +179,7 @@ async function malformed(net: string): Promise<void> {
       });
   });
   s.close();
-  const path = join(net, "berth.db");
-  const bytes = readFileSync(path);
-  for (let i = 4096; i < bytes.length; i++) bytes[i] = (i * 7919) & 0xff;
-  writeFileSync(path, bytes);
+  scrambleStorePages(net);
 }
 
 test("a store with malformed pages is corrupt: `store corrupt: <path>; run \\`berth-ipam verify\\``", async ({
