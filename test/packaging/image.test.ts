@@ -25,6 +25,7 @@ import { join, relative } from "node:path";
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { parseAllDocuments } from "yaml";
+import { privateMountArgs, UNSHARE } from "../helpers/mount-ns.ts";
 import { gated, needExecutable, needRoot } from "../helpers/peers.ts";
 import { type PodmanRun, podmanStorageArgs, runPodman, showRun, writePodmanConfig } from "../helpers/podman.ts";
 import { lstatTree } from "../helpers/tree.ts";
@@ -44,7 +45,6 @@ import {
 } from "./fixture.ts";
 
 const PODMAN = "/usr/bin/podman";
-const UNSHARE = "/usr/bin/unshare";
 const BUSYBOX = "/bin/busybox";
 const BASE = "localhost/berth-test-busybox:installer";
 const IMAGE = "localhost/berth-installer:test";
@@ -67,18 +67,11 @@ let dir = "";
 function podman(args: string[], stdin?: Buffer, timeoutMs = 180_000): Promise<Run> {
   return runPodman(
     UNSHARE,
-    [
-      "--mount",
-      "--propagation",
-      "private",
-      "/bin/sh",
-      "-c",
-      'mount -t tmpfs -o mode=0755 berth-podman /var/lib && exec "$@"',
-      "sh",
+    privateMountArgs('mount -t tmpfs -o mode=0755 berth-podman /var/lib && exec "$@"', [
       PODMAN,
       ...podmanStorageArgs(dir),
       ...args,
-    ],
+    ]),
     dir,
     stdin,
     timeoutMs,

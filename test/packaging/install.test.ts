@@ -35,6 +35,7 @@ import {
   scratch,
   cleanScratch,
 } from "./fixture.ts";
+import { privateMountArgs, UNSHARE } from "../helpers/mount-ns.ts";
 import { lstatTree } from "../helpers/tree.ts";
 
 const test = suite("packaging: install.sh");
@@ -333,7 +334,6 @@ test("rejects unknown options and relative directories with a usage message", as
 });
 
 const PROVIDER_DEST = DEST["berth-credential-provider"]!;
-const UNSHARE = "/usr/bin/unshare";
 const canMount = process.getuid?.() === 0 && existsSync(UNSHARE);
 
 /**
@@ -347,21 +347,14 @@ async function installAcrossMounts(root: string, mounted: string, args: string[]
   mkdirSync(target, { recursive: true });
   return run(
     UNSHARE,
-    [
-      "--mount",
-      "--propagation",
-      "private",
-      "/bin/sh",
-      "-c",
-      'mount --bind "$1" "$2" && shift 2 && exec /bin/sh "$@"',
-      "sh",
+    privateMountArgs('mount --bind "$1" "$2" && shift 2 && exec /bin/sh "$@"', [
       mounted,
       target,
       join(rel.dir, "install.sh"),
       "--root",
       root,
       ...args,
-    ],
+    ]),
     { env: SHELL_ENV },
   );
 }
